@@ -4,7 +4,8 @@ import warnings
 from .csr import CSRCache
 from .edit import insert_links, remove_links
 from .functional import sparse_linear
-from .keys import check_density, check_indices, check_shape, keys_to_indices, linear_keys
+from .keys import (check_density, check_indices, check_shape, first_occurrence, keys_to_indices, linear_keys,
+                   link_count)
 from .linear import SparseLinear
 from .memory import LayerMemory, format_memory_table, layer_memory, total_memory
 from .sample import absent_keys_at, sample_absent_keys, sample_keys
@@ -12,5 +13,6 @@ from .sample import absent_keys_at, sample_absent_keys, sample_keys
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 __all__ = ["CSRCache", "LayerMemory", "SparseLinear", "absent_keys_at", "check_density", "check_indices",
-           "check_shape", "format_memory_table", "insert_links", "keys_to_indices", "layer_memory", "linear_keys",
+           "check_shape", "first_occurrence", "format_memory_table", "insert_links", "keys_to_indices", "layer_memory", "linear_keys",
+           "link_count",
            "remove_links", "sample_absent_keys", "sample_keys", "sparse_linear", "total_memory"]

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import torch
 
-_INT32_MAX = 2**31 - 1
+INT32_LIMIT = 2**31 - 1  # above it, CSR index tensors are int64
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,12 @@ class CSRCache:
         """``indices: (2, nnz)`` int64, sorted row-major, unique."""
         out_features, in_features = shape
         rows, cols = indices
-        fits = max(indices.shape[1], out_features, in_features) < _INT32_MAX
+        fits = max(indices.shape[1], out_features, in_features) < INT32_LIMIT
         dtype = torch.int32 if fits else torch.int64
         crow = _row_pointers(rows, out_features, dtype)
         perm = torch.sort(cols, stable=True).indices
         crow_t = _row_pointers(cols, in_features, dtype)
-        return CSRCache(shape, crow, cols.to(dtype), crow_t, rows[perm].to(dtype), perm)
+        return CSRCache(shape, crow, cols.to(dtype, copy=True), crow_t, rows[perm].to(dtype), perm)
 
     def matrix(self, values: torch.Tensor) -> torch.Tensor:
         """W as a ``torch.sparse_csr_tensor`` of shape ``(out, in)`` sharing ``values``."""

@@ -6,6 +6,7 @@ output is returned as a transposed view, so a following sparse layer finds its i
 already and the transpose costs nothing.
 """
 import torch
+from torch.autograd.function import once_differentiable
 
 from .csr import CSRCache
 
@@ -21,6 +22,7 @@ class _SparseMatmul(torch.autograd.Function):
         return _matmul(cache.matrix(values), x_t, bias)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_y_t: torch.Tensor):
         x_t, values = ctx.saved_tensors
         cache = ctx.cache
@@ -29,7 +31,7 @@ class _SparseMatmul(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x_t = _matmul(cache.transposed(values), grad_y_t, None)
         if ctx.needs_input_grad[1]:
-            pattern = cache.matrix(values.detach())
+            pattern = cache.matrix(torch.zeros_like(values))  # beta=0 still multiplies: keep NaN/inf out
             grad_values = torch.sparse.sampled_addmm(pattern, grad_y_t, x_t.t(), beta=0.0).values()
         if ctx.needs_input_grad[2]:
             grad_bias = grad_y_t.sum(1)

@@ -17,6 +17,17 @@ def keys_to_indices(keys: torch.Tensor, in_features: int) -> torch.Tensor:
     return torch.stack((torch.div(keys, in_features, rounding_mode="floor"), keys % in_features))
 
 
+def first_occurrence(values: torch.Tensor) -> torch.Tensor:
+    """``(n,)`` bool mask of the first occurrence of each value in ``values (n,)``."""
+    order = torch.sort(values, stable=True).indices
+    sorted_values = values[order]
+    first = torch.ones_like(sorted_values, dtype=torch.bool)
+    first[1:] = sorted_values[1:] != sorted_values[:-1]
+    mask = torch.zeros_like(first)
+    mask[order] = first
+    return mask
+
+
 def check_shape(out_features, in_features) -> None:
     """Raise ``ValueError`` unless both sizes are positive Python ints."""
     for name, value in (("out_features", out_features), ("in_features", in_features)):
@@ -29,6 +40,13 @@ def check_density(density) -> float:
     if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0.0 < density <= 1.0:
         raise ValueError(f"density must be a number in (0, 1], got {density!r}")
     return float(density)
+
+
+def link_count(out_features: int, in_features: int, density: float) -> int:
+    """Number of links of a layer at ``density``: ``round(density * out * in)`` (Python's round, half to
+    even), and at least 1. Every initializer produces exactly this many links."""
+    check_shape(out_features, in_features)
+    return max(1, round(check_density(density) * out_features * in_features))
 
 
 def _describe(entries: torch.Tensor, limit: int = 5) -> str:

@@ -7,8 +7,8 @@ from torch import nn
 from .csr import CSRCache
 from .edit import insert_links, remove_links
 from .functional import sparse_linear
-from .keys import check_density, check_indices, check_shape, keys_to_indices
-from .sample import sample_keys
+from .keys import check_indices, check_shape, keys_to_indices, link_count
+from .sample import sample_keys, uniform_
 
 
 class SparseLinear(nn.Module):
@@ -23,7 +23,7 @@ class SparseLinear(nn.Module):
     CSR caches (``CSRCache``) are derived lazily from ``indices`` and dropped on every edit.
 
     Give either ``indices`` (a link list; any order, it is sorted) or ``density`` (uniformly random
-    links, ``nnz = round(density * out * in)``, at least 1). Input: ``(..., in_features)``.
+    links, ``nnz = link_count(out, in, density)``). Input: ``(..., in_features)``.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, indices: torch.Tensor | None = None,
@@ -36,7 +36,7 @@ class SparseLinear(nn.Module):
         if (indices is None) == (density is None):
             raise ValueError("give exactly one of indices or density")
         if indices is None:
-            nnz = max(1, round(check_density(density) * out_features * in_features))
+            nnz = link_count(out_features, in_features, density)
             keys = sample_keys(out_features * in_features, nnz, generator, device)
             indices = keys_to_indices(keys, in_features)
         else:
@@ -64,10 +64,9 @@ class SparseLinear(nn.Module):
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """``nn.Linear``'s rule with the mean effective fan-in ``nnz / out``: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
         bound = 1.0 / math.sqrt(max(1.0, self.nnz / self.out_features))
-        with torch.no_grad():
-            self.values.uniform_(-bound, bound, generator=generator)
-            if self.bias is not None:
-                self.bias.uniform_(-bound, bound, generator=generator)
+        uniform_(self.values, bound, generator)
+        if self.bias is not None:
+            uniform_(self.bias, bound, generator)
 
     @property
     def cache(self) -> CSRCache:
@@ -79,11 +78,27 @@ class SparseLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return sparse_linear(x, self.values, self.cache, self.bias)
 
+    @torch.no_grad()
+    def set_topology(self, indices: torch.Tensor, values: torch.Tensor | None = None) -> None:
+        """Replace all links: ``indices (2, nnz)`` int64 sorted row-major and unique, ``values (nnz,)``
+        (default zeros). Keeps the ``values`` Parameter object; optimizer state must be reset by the caller."""
+        check_indices(indices, self.shape)
+        if values is None:
+            values = self.values.new_zeros(indices.shape[1])
+        if values.shape != (indices.shape[1],):
+            raise ValueError(f"values must have shape ({indices.shape[1]},), got {tuple(values.shape)}")
+        self._set_topology(indices.to(self.indices.device), values.to(self.values))
+
     def _set_topology(self, indices: torch.Tensor, values: torch.Tensor) -> None:
         self.indices = indices
-        self.values.data = values
+        with torch.no_grad():
+            self.values.set_(values)  # bumps the version: a pending backward of the old topology raises
         self.values.grad = None
         self._cache = None
+
+    def _apply(self, fn, recurse=True):
+        self._cache = None  # device or dtype moves invalidate the CSR caches
+        return super()._apply(fn, recurse)
 
     @torch.no_grad()
     def remove(self, keep: torch.Tensor) -> torch.Tensor:
