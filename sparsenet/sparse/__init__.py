@@ -8,11 +8,12 @@ from .keys import (check_density, check_indices, check_shape, first_occurrence, 
                    link_count)
 from .linear import SparseLinear
 from .memory import LayerMemory, format_memory_table, layer_memory, total_memory
-from .sample import absent_keys_at, sample_absent_keys, sample_keys
+from .sample import absent_keys_at, draw_device, normal_, sample_absent_keys, sample_keys, uniform_
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 __all__ = ["CSRCache", "LayerMemory", "SparseLinear", "absent_keys_at", "check_density", "check_indices",
-           "check_shape", "first_occurrence", "format_memory_table", "insert_links", "keys_to_indices", "layer_memory", "linear_keys",
+           "check_shape", "draw_device", "first_occurrence", "format_memory_table", "insert_links", "keys_to_indices", "layer_memory", "linear_keys",
            "link_count",
-           "remove_links", "sample_absent_keys", "sample_keys", "sparse_linear", "total_memory"]
+           "remove_links", "sample_absent_keys", "sample_keys", "sparse_linear", "total_memory",
+           "normal_", "uniform_"]

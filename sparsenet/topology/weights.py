@@ -1,0 +1,36 @@
+"""Initial values for the links of a sparse layer: ``WEIGHT_INITS[name](layer, generator)``."""
+import math
+
+import torch
+
+
+def swi(layer, generator=None) -> None:
+    """N(0, 2 / (density · in_features)): Kaiming with the effective fan-in (CHT's SWI). The authors'
+    newest code uses out_features here by mistake (method.md §5); in_features is the fan-in."""
+    layer.values.normal_(0.0, math.sqrt(2.0 / (layer.density * layer.in_features)), generator=generator)
+
+
+def kaiming(layer, generator=None) -> None:
+    """N(0, 2 / in_features): dense Kaiming, what the SET/RigL baselines use."""
+    layer.values.normal_(0.0, math.sqrt(2.0 / layer.in_features), generator=generator)
+
+
+def xavier(layer, generator=None) -> None:
+    """U(±sqrt(6 / (in_features + out_features))): Glorot, the Transformer default."""
+    bound = math.sqrt(6.0 / (layer.in_features + layer.out_features))
+    layer.values.uniform_(-bound, bound, generator=generator)
+
+
+def zeros(layer, generator=None) -> None:
+    layer.values.zero_()
+
+
+WEIGHT_INITS = {"swi": swi, "kaiming": kaiming, "xavier": xavier, "zeros": zeros}
+
+
+@torch.no_grad()
+def init_values(layer, method: str = "swi", generator: torch.Generator | None = None) -> None:
+    """Fill ``layer.values`` of a ``SparseLinear`` in place with the named rule."""
+    if method not in WEIGHT_INITS:
+        raise ValueError(f"unknown weight init {method!r}; choose from {sorted(WEIGHT_INITS)}")
+    WEIGHT_INITS[method](layer, generator)
