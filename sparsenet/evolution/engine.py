@@ -1,0 +1,205 @@
+"""``TopologyEngine``: applies a DST method's topology updates to a model during training.
+
+Call ``engine.step(global_step)`` after ``optimizer.step()`` and before ``zero_grad()`` (MEST reads the
+current gradient, RigL the current batch's activations). When an update is due it:
+  1. scores every sparse layer's links and keeps ``n - ⌊ζ n⌋`` (hard or soft), after first pruning by RI
+     to the density schedule's target when that shrinks;
+  2. percolates dead neurons over the model's declared relations (``model.percolation_relations()``);
+  3. removes the dropped links and regrows as many (or to the density target) by the method's regrowth;
+  4. moves every optimizer's per-link state to the new order (new links start at zero);
+  5. under torch.distributed, makes every rank adopt rank 0's topology;
+  6. returns statistics; ``state_dict()``/``load_state_dict()`` hold what resuming needs.
+"""
+import time
+
+import torch
+from torch import distributed as dist
+from torch import nn
+
+from ..sparse import keys_to_indices, link_count, linear_keys
+from ..topology.measures import active_neuron_rate, overlap
+from ..topology.plan import sparse_layers
+from .linkpred import DEFAULT_BUDGET
+from .methods import Method
+from .optimizer_state import remap_optimizer_state, remap_positions
+from .percolation import Chain, percolate
+from .regrowth import gradient_blocks, link_prediction_blocks
+from .removal import REMOVAL_SCORES, relative_importance
+from .schedule import DensitySchedule, Schedule
+from .selection import keep_mask, select_absent
+
+
+class TopologyEngine:
+    """Topology updates for every ``SparseLinear`` of ``model``.
+
+    optimizers: one optimizer or a list (all get their state remapped). method: a ``Method``.
+    schedule: a ``Schedule``. density: final density of the sparse layers (default: their current
+    density; with a decaying density schedule the model must start at ``DensitySchedule.start()``).
+    relations: percolation relations (default ``model.percolation_relations()`` if the model has it).
+    seed: seeds the engine's own generator (its state is saved).
+    """
+
+    def __init__(self, model: nn.Module, optimizers, method: Method, schedule: Schedule, density: float | None = None,
+                 relations=None, seed: int = 0, memory_budget: int = DEFAULT_BUDGET, mest_lambda: float = 1.0):
+        self.layers = sparse_layers(model)
+        self.optimizers = list(optimizers) if isinstance(optimizers, (list, tuple)) else [optimizers]
+        self.method = method.validate()
+        self.schedule = schedule
+        if relations is None:
+            relations = model.percolation_relations() if hasattr(model, "percolation_relations") else []
+        self.relations = list(relations) if method.percolation else []
+        current = sum(l.nnz for l in self.layers) / max(1, sum(l.out_features * l.in_features for l in self.layers))
+        self.density = DensitySchedule(density if density is not None else current, method.density_schedule)
+        self._final_share = {l: l.density / self.density.start() for l in self.layers}  # per-layer (ERK) share
+        self.generator = torch.Generator().manual_seed(seed)
+        self.memory_budget = memory_budget
+        self.mest_lambda = mest_lambda
+        self.stopped = False
+        self.history = {i: (torch.empty(0, dtype=torch.int64), torch.empty(0)) for i in range(len(self.layers))}
+        self._captured = {}
+        if method.regrowth is not None and method.regrowth_kind == "gradient":
+            for layer in self.layers:
+                layer.register_forward_hook(self._capture)
+
+    def _capture(self, layer, inputs, output):
+        if torch.is_grad_enabled() and output.requires_grad:
+            x = inputs[0].detach()
+            output.register_hook(lambda grad: self._captured.__setitem__(layer, (x, grad.detach())))
+
+    def _target_nnz(self, layer, step: int) -> int:
+        density = self.density.at(step / self.schedule.end) * self._final_share[layer]
+        return link_count(layer.out_features, layer.in_features, min(1.0, density))
+
+    def _keep_masks(self, step: int, targets: dict) -> dict:
+        zeta, exponent = self.schedule.zeta_at(step), self.schedule.exponent_at(step)
+        score = REMOVAL_SCORES[self.method.removal_score]
+        masks = {}
+        for layer in self.layers:
+            n = layer.nnz
+            keep = torch.ones(n, dtype=torch.bool, device=layer.indices.device)
+            excess = max(0, n - targets[layer])
+            if excess:  # density decay: prune to the target by relative importance first (CHTss)
+                keep = keep_mask(relative_importance(layer), n - excess, soft=False, generator=self.generator)
+            survivors = keep.nonzero().squeeze(1)
+            n_keep = survivors.numel() - int(zeta * survivors.numel())
+            scores = score(layer, mest_lambda=self.mest_lambda)[survivors]
+            chosen = keep_mask(scores, n_keep, self.method.removal_soft, self.generator, exponent)
+            keep = torch.zeros_like(keep)
+            keep[survivors[chosen]] = True
+            masks[layer] = keep
+        return masks
+
+    def _regrowth_blocks(self, layer):
+        kind = self.method.regrowth_kind
+        if kind == "random":
+            return []
+        if kind == "gradient":
+            if layer not in self._captured:
+                raise RuntimeError("gradient regrowth needs a forward and backward pass before engine.step()")
+            inputs, grad_outputs = self._captured[layer]
+            return gradient_blocks(layer, inputs, grad_outputs, self.memory_budget)
+        return link_prediction_blocks(layer, kind, self.memory_budget)
+
+    @torch.no_grad()
+    def step(self, global_step: int) -> dict | None:
+        """Apply an update if one is due at ``global_step``; return its statistics, else None."""
+        if self.method.removal is None or self.stopped or not self.schedule.is_update(global_step):
+            return None
+        start = time.perf_counter()
+        targets = {layer: self._target_nnz(layer, global_step) for layer in self.layers}
+        masks = percolate(self._keep_masks(global_step, targets), self.relations)
+        per_layer = []
+        for position, layer in enumerate(self.layers):
+            old_keys = linear_keys(layer.indices, layer.in_features)
+            removed = old_keys[~masks[layer]]
+            self._remember(position, removed, layer.values[~masks[layer]])
+            layer.remove(masks[layer])
+            present = linear_keys(layer.indices, layer.in_features)
+            count = max(0, targets[layer] - layer.nnz)
+            total = layer.out_features * layer.in_features
+            new_keys = select_absent(self._regrowth_blocks(layer), count, self.method.regrowth_soft, present, total,
+                                     self.generator)
+            layer.insert(keys_to_indices(new_keys, layer.in_features), self._initial_values(position, new_keys, layer))
+            old_to_new = remap_positions(old_keys, linear_keys(layer.indices, layer.in_features))
+            old_to_new[~masks[layer]] = -1  # a link removed and regrown in one update starts afresh
+            remap_optimizer_state(self.optimizers, layer.values, old_to_new, layer.nnz)
+            per_layer.append({"nnz": layer.nnz, "removed": removed.numel(), "regrown": new_keys.numel(),
+                              "overlap": overlap(removed, new_keys)})
+        if self.method.early_stop is not None and all(s["overlap"] > self.method.early_stop for s in per_layer):
+            self.stopped = True
+        self._sync_ranks()
+        self._captured.clear()
+        return {"step": global_step, "nnz": sum(s["nnz"] for s in per_layer),
+                "removed": sum(s["removed"] for s in per_layer), "regrown": sum(s["regrown"] for s in per_layer),
+                "overlap": sum(s["overlap"] * s["regrown"] for s in per_layer) / max(1, sum(s["regrown"] for s in
+                                                                                              per_layer)),
+                "anp": self.active_neuron_rate(), "zeta": self.schedule.zeta_at(global_step),
+                "stopped": self.stopped, "seconds": time.perf_counter() - start, "layers": per_layer}
+
+    def _sync_ranks(self) -> None:
+        """Under torch.distributed, every rank adopts rank 0's topology and values (state remapped by key)."""
+        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return
+        for layer in self.layers:
+            size = torch.tensor([layer.nnz], device=layer.values.device)
+            dist.broadcast(size, src=0)
+            indices = layer.indices.clone() if dist.get_rank() == 0 else layer.indices.new_empty(2, int(size))
+            values = layer.values.detach().clone() if dist.get_rank() == 0 else layer.values.new_empty(int(size))
+            dist.broadcast(indices, src=0)
+            dist.broadcast(values, src=0)
+            if dist.get_rank() != 0 and not torch.equal(indices, layer.indices):
+                old_keys = linear_keys(layer.indices, layer.in_features)
+                layer.set_topology(indices, values)
+                old_to_new = remap_positions(old_keys, linear_keys(indices, layer.in_features))
+                remap_optimizer_state(self.optimizers, layer.values, old_to_new, layer.nnz)
+            elif dist.get_rank() != 0:
+                layer.values.data.copy_(values)
+        stopped = torch.tensor([int(self.stopped)])
+        dist.broadcast(stopped, src=0)
+        self.stopped = bool(stopped)
+
+    def _remember(self, position: int, keys: torch.Tensor, values: torch.Tensor) -> None:
+        if not self.method.historical_weights:
+            return
+        old_keys, old_values = self.history[position]
+        keys_all = torch.cat((keys.cpu(), old_keys))
+        values_all = torch.cat((values.detach().cpu(), old_values.to(values.dtype)))
+        unique, first = _first_index(keys_all)
+        self.history[position] = (unique, values_all[first])
+
+    def _initial_values(self, position: int, new_keys: torch.Tensor, layer) -> torch.Tensor:
+        values = layer.values.new_zeros(new_keys.numel())
+        if self.method.historical_weights:
+            keys, stored = self.history[position]
+            where = remap_positions(new_keys.cpu(), keys)
+            known = where >= 0
+            values[known.to(values.device)] = stored[where[known]].to(values)
+        return values
+
+    def active_neuron_rate(self) -> float | None:
+        """ANP over the neurons of the model's chains (None without declared chains)."""
+        chains = [r for r in self.relations if isinstance(r, Chain)]
+        if not chains:
+            return None
+        sizes, rates = [], []
+        for chain in chains:
+            shapes = [l.shape for l in chain.layers]
+            sizes.append(shapes[0][1] + sum(s[0] for s in shapes))
+            rates.append(active_neuron_rate([l.indices for l in chain.layers], shapes))
+        return sum(s * r for s, r in zip(sizes, rates)) / sum(sizes)
+
+    def state_dict(self) -> dict:
+        return {"stopped": self.stopped, "generator": self.generator.get_state(), "history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stopped = state["stopped"]
+        self.generator.set_state(state["generator"])
+        self.history = state["history"]
+
+
+def _first_index(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted unique keys and, for each, the index of its first occurrence in ``keys``."""
+    unique, inverse = torch.unique(keys, return_inverse=True)
+    first = torch.full((unique.numel(),), keys.numel(), dtype=torch.int64)
+    first.scatter_reduce_(0, inverse, torch.arange(keys.numel()), reduce="amin")
+    return unique, first

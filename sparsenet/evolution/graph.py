@@ -1,0 +1,107 @@
+"""Adjacency structures of one bipartite layer, derived from its link list in O(nnz + Σ degree²).
+
+Rows (U, size m) are output neurons, columns (V, size n) input neurons. ``co_u`` / ``co_v`` hold, for
+every pair of same-side nodes that share at least one neighbour, the number of neighbours they share
+(``C_U = A Aᵀ`` and ``C_V = Aᵀ A`` restricted to their non-zeros), as sorted pair lists.
+"""
+from dataclasses import dataclass
+
+import torch
+
+from ..topology.ring import segment_offsets
+
+
+@dataclass(frozen=True)
+class PairCounts:
+    """Sorted pairs ``(first, second)`` of same-side nodes with ``count`` common neighbours (> 0).
+
+    ``keys = first * size + second`` sorted ascending; ``ptr (size + 1,)`` row pointers over ``first``.
+    The diagonal (a node with itself, count = its degree) is included.
+    """
+    size: int
+    keys: torch.Tensor
+    count: torch.Tensor
+    ptr: torch.Tensor
+
+    @property
+    def first(self) -> torch.Tensor:
+        return torch.div(self.keys, self.size, rounding_mode="floor")
+
+    @property
+    def second(self) -> torch.Tensor:
+        return self.keys % self.size
+
+    def lookup(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """Common-neighbour counts of the given pairs (0 where they share none)."""
+        query = first * self.size + second
+        position = torch.searchsorted(self.keys, query).clamp(max=max(self.keys.numel() - 1, 0))
+        if self.keys.numel() == 0:
+            return torch.zeros_like(query)
+        return torch.where(self.keys[position] == query, self.count[position], torch.zeros_like(query))
+
+
+def expand(ptr: torch.Tensor, targets: torch.Tensor, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each entry of ``nodes``, its neighbours in a CSR (``ptr``, ``targets``).
+
+    Returns ``(source_entry, position)``: for every neighbour, the index into ``nodes`` it came from and
+    its position in ``targets`` (so ``targets[position]`` is the neighbour)."""
+    counts = ptr[nodes + 1] - ptr[nodes]
+    source = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), counts)
+    return source, ptr[nodes][source] + segment_offsets(counts)
+
+
+def _pair_counts(ptr: torch.Tensor, targets: torch.Tensor, size: int) -> PairCounts:
+    """Co-neighbour counts among the ``targets`` side: pairs within every neighbourhood of the other side."""
+    degree = ptr[1:] - ptr[:-1]
+    owner = torch.repeat_interleave(torch.arange(degree.numel(), device=ptr.device), degree)
+    source, position = expand(ptr, targets, owner)
+    keys, count = torch.unique(targets[source] * size + targets[position], return_counts=True)
+    first = torch.div(keys, size, rounding_mode="floor")
+    pair_ptr = torch.zeros(size + 1, dtype=torch.int64, device=ptr.device)
+    pair_ptr[1:] = torch.cumsum(torch.bincount(first, minlength=size), 0)
+    return PairCounts(size, keys, count, pair_ptr)
+
+
+class LayerGraph:
+    """CSR (by output) and CSC (by input) views of a layer's links, degrees and co-neighbour counts.
+
+    indices: ``(2, nnz)`` int64 sorted row-major. ``row_ptr (m + 1,)``, ``col_of_link (nnz,)``;
+    ``col_ptr (n + 1,)``, ``link_by_col (nnz,)`` = link positions in column-major order.
+    """
+
+    def __init__(self, indices: torch.Tensor, shape: tuple[int, int]):
+        self.indices = indices
+        self.shape = shape
+        m, n = shape
+        rows, cols = indices
+        self.degree_u = torch.bincount(rows, minlength=m)
+        self.degree_v = torch.bincount(cols, minlength=n)
+        self.row_ptr = torch.zeros(m + 1, dtype=torch.int64, device=rows.device)
+        self.row_ptr[1:] = torch.cumsum(self.degree_u, 0)
+        self.col_ptr = torch.zeros(n + 1, dtype=torch.int64, device=rows.device)
+        self.col_ptr[1:] = torch.cumsum(self.degree_v, 0)
+        self.link_by_col = torch.sort(cols, stable=True).indices
+        self.rows_by_col = rows[self.link_by_col]
+        self._co_u = self._co_v = None
+
+    @property
+    def co_u(self) -> PairCounts:
+        """Output pairs sharing inputs: ``C_U``, Σ_b deg(b)² entries before merging."""
+        if self._co_u is None:
+            self._co_u = _pair_counts(self.col_ptr, self.rows_by_col, self.shape[0])
+        return self._co_u
+
+    @property
+    def co_v(self) -> PairCounts:
+        """Input pairs sharing outputs: ``C_V``, Σ_j deg(j)² entries before merging."""
+        if self._co_v is None:
+            self._co_v = _pair_counts(self.row_ptr, self.indices[1], self.shape[1])
+        return self._co_v
+
+    def l3_paths_per_row(self) -> torch.Tensor:
+        """``(m,)`` number of length-3 paths u–b–j–v from every output u: ``A (Aᵀ d_U)`` by two gathers."""
+        rows, cols = self.indices
+        through_b = torch.zeros(self.shape[1], dtype=torch.float64, device=rows.device).index_add_(
+            0, cols, self.degree_u[rows].double())
+        return torch.zeros(self.shape[0], dtype=torch.float64, device=rows.device).index_add_(
+            0, rows, through_b[cols])

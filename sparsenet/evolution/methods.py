@@ -1,0 +1,84 @@
+"""DST methods as short declarations composing removal, regrowth, percolation and schedules.
+
+A method names its removal score (``wm``, ``ri``, ``mest``; ``_soft`` samples the survivors ∝ score^T),
+its regrowth (``random``, ``gradient``, ``ch3_l3p``, ``ch3_l3n``, ``ch2_l3n``; ``_soft`` samples ∝ score),
+whether dead neurons percolate, CHT's early stop, the ζ decay and the density schedule, plus the
+initialisation the paper pairs with it. Any field can be overridden by name (``make_method``).
+"""
+from dataclasses import dataclass, replace
+
+from .regrowth import REGROWTH_KINDS
+from .removal import REMOVAL_SCORES
+from .schedule import DENSITY_SCHEDULES, ZETA_DECAYS
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    removal: str | None = None          # None: the topology never changes (static sparse training)
+    regrowth: str | None = None
+    percolation: bool = False
+    early_stop: float | None = None     # stop all updates once every layer's removed∩regrown/regrown exceeds it
+    zeta_decay: str = "constant"
+    density_schedule: str = "constant"
+    historical_weights: bool = False    # regrown links restart from their last value instead of 0
+    init: str = "er"
+    weights: str = "kaiming"
+
+    @property
+    def removal_score(self) -> str:
+        return self.removal.removesuffix("_soft")
+
+    @property
+    def removal_soft(self) -> bool:
+        return self.removal.endswith("_soft")
+
+    @property
+    def regrowth_kind(self) -> str:
+        return self.regrowth.removesuffix("_soft")
+
+    @property
+    def regrowth_soft(self) -> bool:
+        return self.regrowth.endswith("_soft")
+
+    def validate(self) -> "Method":
+        if (self.removal is None) != (self.regrowth is None):
+            raise ValueError(f"method {self.name!r}: removal and regrowth go together (got {self.removal!r}, "
+                             f"{self.regrowth!r})")
+        if self.removal is not None and self.removal_score not in REMOVAL_SCORES:
+            raise ValueError(f"unknown removal {self.removal!r}; choose from "
+                             f"{sorted(REMOVAL_SCORES) + [k + '_soft' for k in sorted(REMOVAL_SCORES)]}")
+        if self.regrowth is not None and (self.regrowth_kind not in REGROWTH_KINDS or self.regrowth == "random_soft"):
+            raise ValueError(f"unknown regrowth {self.regrowth!r}; choose from "
+                             f"{list(REGROWTH_KINDS) + [k + '_soft' for k in REGROWTH_KINDS if k != 'random']}")
+        if self.zeta_decay not in ZETA_DECAYS:
+            raise ValueError(f"unknown zeta_decay {self.zeta_decay!r}; choose from {list(ZETA_DECAYS)}")
+        if self.density_schedule not in DENSITY_SCHEDULES:
+            raise ValueError(f"unknown density_schedule {self.density_schedule!r}; choose from "
+                             f"{list(DENSITY_SCHEDULES)}")
+        return self
+
+
+METHODS = {
+    "static": Method("static"),
+    "set": Method("set", removal="wm", regrowth="random"),
+    "rigl": Method("rigl", removal="wm", regrowth="gradient", zeta_decay="cosine"),
+    "mest": Method("mest", removal="mest", regrowth="random", density_schedule="elastic"),
+    "cht": Method("cht", removal="wm", regrowth="ch3_l3p", percolation=True, early_stop=0.9, init="csti",
+                  weights="swi"),
+    "chts": Method("chts", removal="wm_soft", regrowth="ch3_l3p_soft", percolation=True, init="csti",
+                   weights="swi"),
+    "chtss": Method("chtss", removal="wm_soft", regrowth="ch2_l3n_soft", percolation=True,
+                    density_schedule="sigmoid", init="brf", weights="swi"),
+}
+
+
+def make_method(name: str, **overrides) -> Method:
+    """The registered method ``name`` with fields replaced by the non-None ``overrides``."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
+    fields = set(Method.__dataclass_fields__) - {"name"}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise ValueError(f"unknown method options {sorted(unknown)}; valid: {sorted(fields)}")
+    return replace(METHODS[name], **{k: v for k, v in overrides.items() if v is not None}).validate()

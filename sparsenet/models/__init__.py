@@ -1,0 +1,4 @@
+"""Models built of ``SparseLinear`` layers."""
+from .mlp import MLP
+
+__all__ = ["MLP"]

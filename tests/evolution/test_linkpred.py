@@ -1,0 +1,67 @@
+"""CH scores against brute-force path enumeration, in every block representation."""
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+import sparsenet.evolution.linkpred as linkpred
+from sparsenet.evolution.linkpred import VARIANTS, ch_score_blocks, ch_scores
+from tests.evolution.reference import brute_force_ch
+
+
+def _random_layer(m, n, density, seed):
+    g = torch.Generator().manual_seed(seed)
+    nnz = max(1, int(round(density * m * n)))
+    keys = torch.randperm(m * n, generator=g)[:nnz].sort().values
+    return torch.stack((keys // n, keys % n))
+
+
+def _as_dict(scores):
+    return {tuple(k): v for k, v in zip(scores.indices().t().tolist(), scores.values().tolist())}
+
+
+def _assert_matches(indices, shape, variant, **kwargs):
+    expected = brute_force_ch(indices, shape, variant)
+    got = _as_dict(ch_scores(indices, shape, variant, **kwargs))
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        assert abs(got[key] - value) <= 1e-6 * max(1.0, value), (key, got[key], value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 9), n=st.integers(1, 9), density=st.floats(0.05, 0.9), seed=st.integers(0, 10**6),
+       variant=st.sampled_from(VARIANTS), block_rows=st.sampled_from([None, 1, 3]))
+def test_matches_brute_force_on_random_graphs(m, n, density, seed, variant, block_rows):
+    _assert_matches(_random_layer(m, n, density, seed), (m, n), variant, block_rows=block_rows)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("fill,dense", [(0.0, True), (float("inf"), False)])  # force one representation
+def test_both_block_representations_match(variant, fill, dense, monkeypatch):
+    monkeypatch.setattr(linkpred, "DENSE_FILL", fill)
+    for seed in range(5):
+        indices = _random_layer(12, 10, 0.25, seed)
+        _assert_matches(indices, (12, 10), variant, block_rows=4)
+        kinds = {block.dense is not None for block in ch_score_blocks(indices, (12, 10), variant, block_rows=4)}
+        assert kinds == {dense}
+
+
+def test_hand_computed_example():
+    # outputs u0, u1; inputs v0, v1, v2. Links: u0-v0, u1-v0, u1-v1. Absent (u0, v1) has one path u0-v0-u1-v1.
+    indices = torch.tensor([[0, 1, 1], [0, 0, 1]])
+    scores = _as_dict(ch_scores(indices, (2, 3), "CH3-L3p"))
+    # LC = {v0, u1}; de(v0) = 0 (neighbours u0, u1 are seed/LC), de(u1) = 0 (v0 in LC, v1 seed) -> 1/sqrt(1*1)
+    assert scores == {(0, 1): 1.0}
+    assert _as_dict(ch_scores(indices, (2, 3), "CH3-L3n")) == {(0, 1): 2.0}
+    assert _as_dict(ch_scores(indices, (2, 3), "CH2-L3n")) == {(0, 1): 4.0}  # each z has di = 1
+
+
+def test_unknown_variant_lists_valid_ones():
+    with pytest.raises(ValueError, match="unknown link-prediction variant 'CH4'; choose from \\['CH3-L3p'"):
+        ch_scores(torch.tensor([[0], [0]]), (1, 1), "CH4")
+
+
+def test_memory_budget_splits_blocks():
+    indices = _random_layer(40, 30, 0.2, 0)
+    blocks = list(ch_score_blocks(indices, (40, 30), "CH3-L3n", memory_budget=30 * 3 * 4 * 5 + 40 * 4 * 5))
+    assert len(blocks) >= 8 and blocks[0].start == 0 and blocks[-1].stop == 40
+    assert all(a.stop == b.start for a, b in zip(blocks, blocks[1:]))

@@ -1,0 +1,56 @@
+"""Schedules and the method registry: formulas, endpoints and one-line errors."""
+import math
+
+import pytest
+
+from sparsenet.evolution import METHODS, DensitySchedule, Schedule, make_method
+
+
+def test_cosine_zeta_and_t_end():
+    s = Schedule(update_interval=10, total_steps=1000, zeta=0.3, zeta_decay="cosine")
+    assert s.end == 750 and s.is_update(740) and not s.is_update(760) and not s.is_update(0) and not s.is_update(5)
+    assert math.isclose(s.zeta_at(0), 0.3) and math.isclose(s.zeta_at(375), 0.15) and s.zeta_at(750) < 1e-12
+    constant = Schedule(update_interval=1, total_steps=100)
+    assert constant.end == 100 and constant.zeta_at(50) == 0.3
+    assert constant.exponent_at(0) == 1.0 and constant.exponent_at(50) == 2.0 and constant.exponent_at(100) == 3.0
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"update_interval": 0}, "update_interval must be a positive int"),
+    ({"update_interval": -3}, "update_interval must be a positive int"),
+    ({"zeta": 1.0}, "zeta must be in \\[0, 1\\)"),
+    ({"zeta": -0.1}, "zeta must be in \\[0, 1\\)"),
+    ({"zeta_decay": "step"}, "unknown zeta_decay 'step'; choose from \\['constant', 'cosine'\\]"),
+])
+def test_schedule_rejects_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Schedule(**{"update_interval": 1, "total_steps": 10, **kwargs})
+
+
+def test_density_schedules():
+    sigmoid = DensitySchedule(0.01, "sigmoid", initial=0.5)
+    assert sigmoid.start() == 0.5 and math.isclose(sigmoid.at(0.0), 0.5) and sigmoid.at(1.0) == 0.01
+    assert math.isclose(sigmoid.at(0.5), (0.5 + 0.01) / 2)  # symmetric S-curve
+    values = [sigmoid.at(p / 10) for p in range(11)]
+    assert values == sorted(values, reverse=True)
+    elastic = DensitySchedule(0.01, "elastic")
+    assert elastic.start() == pytest.approx(0.06) and elastic.at(0.59) == pytest.approx(0.06)
+    assert elastic.at(0.61) == pytest.approx(0.035) and elastic.at(1.0) == 0.01
+    assert DensitySchedule(0.1).at(0.3) == 0.1
+    with pytest.raises(ValueError, match="unknown density schedule 'cubic'"):
+        DensitySchedule(0.1, "cubic")
+
+
+def test_registry_and_overrides():
+    assert set(METHODS) == {"static", "set", "rigl", "mest", "cht", "chts", "chtss"}
+    chts = make_method("chts", removal="ri_soft", regrowth="ch2_l3n_soft")
+    assert chts.removal_score == "ri" and chts.removal_soft and chts.regrowth_kind == "ch2_l3n" and chts.regrowth_soft
+    assert make_method("cht").early_stop == 0.9 and make_method("rigl").zeta_decay == "cosine"
+    with pytest.raises(ValueError, match="unknown method 'snip'; choose from \\['cht', 'chts', 'chtss', 'mest'"):
+        make_method("snip")
+    with pytest.raises(ValueError, match="unknown removal 'snip'; choose from \\['mest', 'ri', 'wm'"):
+        make_method("set", removal="snip")
+    with pytest.raises(ValueError, match="unknown regrowth 'ch4'"):
+        make_method("set", regrowth="ch4")
+    with pytest.raises(ValueError, match="unknown method options \\['temperature'\\]"):
+        make_method("set", temperature=2)
