@@ -1,0 +1,137 @@
+"""Image classification data: MNIST, Fashion-MNIST, EMNIST (balanced), the EMNIST ByMerge-test substitute,
+and scikit-learn's bundled 8x8 digits (the offline default). Images come flattened and normalised as in
+the paper (method.md §8.1): ``(x / 255 - mean) / std``.
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .files import DataError, data_root, fetch, require
+from .idx import read_idx
+
+SPLIT_SEED = 0  # fixed seed of the 80/20 stratified splits (digits, the EMNIST substitute)
+
+
+@dataclass
+class VisionData:
+    """``train_x (N, features)`` float32 normalised, ``train_y (N,)`` int64; same for test."""
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: int
+
+    @property
+    def features(self) -> int:
+        return self.train_x.shape[1]
+
+
+@dataclass(frozen=True)
+class IdxSet:
+    """An IDX data set: folder under the data root, file names, content sha256, official URL base."""
+    folder: str
+    files: tuple
+    sha256: dict
+    url: str
+    mean: float
+    std: float
+    classes: int
+
+
+_IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+              "t10k-labels-idx1-ubyte.gz")
+IDX_SETS = {
+    "mnist": IdxSet("mnist", _IDX_FILES, {
+        "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"},
+        "https://ossci-datasets.s3.amazonaws.com/mnist/", 0.1307, 0.3081, 10),
+    "fashion_mnist": IdxSet("fashion-mnist", _IDX_FILES, {
+        "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"},
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", 0.2860, 0.3530, 10),
+    "emnist": IdxSet("emnist", tuple(f"emnist-balanced-{f}" for f in _IDX_FILES), {}, "", 0.1736, 0.3317, 47),
+}
+SUBSTITUTE = "emnist_bymerge_test_split"
+DATASETS = ("digits", *IDX_SETS, SUBSTITUTE)
+
+
+def _normalise(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    return ((images.reshape(images.shape[0], -1).float() / 255.0) - mean) / std
+
+
+def _load_idx(name: str, root: Path, download: bool, mirror: str | None) -> VisionData:
+    spec = IDX_SETS[name]
+    folder = root / spec.folder
+    if download:
+        if not spec.sha256:
+            raise DataError(f"{name}: no pinned checksums to verify a download; place the official EMNIST "
+                            f"balanced IDX files ({', '.join(spec.files)}) in {folder}")
+        for file in spec.files:
+            if not (folder / file).exists():
+                fetch((mirror or spec.url) + file, folder / file, spec.sha256[file])
+    paths = require(folder, list(spec.files), name, "<the four IDX .gz files>")
+    train_x, train_y, test_x, test_y = (read_idx(p) for p in paths)
+    for images, labels, split in ((train_x, train_y, "train"), (test_x, test_y, "test")):
+        if images.shape[0] != labels.shape[0]:
+            raise DataError(f"{name}: {split} has {images.shape[0]} images but {labels.shape[0]} labels")
+    return VisionData(name, _normalise(train_x, spec.mean, spec.std), train_y.long(),
+                      _normalise(test_x, spec.mean, spec.std), test_y.long(), spec.classes)
+
+
+def _stratified_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+    indices = np.arange(labels.shape[0])
+    return train_test_split(indices, test_size=0.2, random_state=SPLIT_SEED, stratify=labels)
+
+
+def _load_substitute(root: Path) -> VisionData:
+    """EMNIST ByMerge test split (116,323 images, 47 classes), split 80/20 stratified with a fixed seed."""
+    from PIL import Image
+    folder = root / "emnist-bymerge-test"
+    meta_path, = require(folder, ["test.json"], SUBSTITUTE, "test.json and its X_test_*.webp mosaics")
+    meta = json.loads(meta_path.read_text())
+    tiles = []
+    for path in require(folder, meta["files"], SUBSTITUTE):
+        mosaic = np.asarray(Image.open(path).convert("L"))
+        h, w = mosaic.shape
+        tiles.append(mosaic.reshape(h // 28, 28, w // 28, 28).swapaxes(1, 2).reshape(-1, 28, 28))
+    images, labels = np.concatenate(tiles), np.asarray(meta["id"])
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(f"{SUBSTITUTE}: {images.shape[0]} tiles but {labels.shape[0]} labels in {meta_path}")
+    train, test = _stratified_split(labels)
+    spec = IDX_SETS["emnist"]
+    as_x = lambda idx: _normalise(torch.from_numpy(images[idx]), spec.mean, spec.std)
+    return VisionData(SUBSTITUTE, as_x(train), torch.from_numpy(labels[train]).long(), as_x(test),
+                      torch.from_numpy(labels[test]).long(), 47)
+
+
+def _load_digits() -> VisionData:
+    """scikit-learn's bundled 8x8 digits (1,797 images, values 0..16), 80/20 stratified split."""
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    train, test = _stratified_split(digits.target)
+    x = torch.from_numpy(digits.data).float() / 16.0
+    mean, std = float(x[train].mean()), float(x[train].std())
+    y = torch.from_numpy(digits.target).long()
+    return VisionData("digits", (x[train] - mean) / std, y[train], (x[test] - mean) / std, y[test], 10)
+
+
+def load_vision(name: str, data_dir=None, download: bool = False, mirror: str | None = None) -> VisionData:
+    """Load a data set by name (``DATASETS``). ``data_dir``: see ``data_root``; ``download`` fetches
+    missing IDX files from the official source (or ``mirror``) with a sha256 check."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose from {list(DATASETS)}")
+    if name == "digits":
+        return _load_digits()
+    root = data_root(data_dir)
+    if name == SUBSTITUTE:
+        return _load_substitute(root)
+    return _load_idx(name, root, download, mirror)

@@ -1,0 +1,220 @@
+"""Image-classification recipe (the paper's MLP protocol, method.md §8.1) — a short linear train loop."""
+import dataclasses
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from ..data import VisionData, load_vision
+from ..evolution import DensitySchedule, Schedule, TopologyEngine, make_method
+from ..models import MLP
+from ..sparse import check_density
+from ..topology import init_sparse_model, sparse_layers
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .tracking import Tracker
+
+METHOD_NAMES = ("fc", "static", "set", "rigl", "mest", "cht", "chts", "chtss")
+
+
+@dataclass
+class ClassifyConfig:
+    """Every knob of an MLP run; defaults are the paper's (method.md §8.1) except where a preset says."""
+    dataset: str = "digits"
+    method: str = "chts"
+    sparsity: float = 0.99
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 0.025
+    lr_end_factor: float = 0.01          # linear decay to lr * this ...
+    lr_decay_fraction: float = 0.9       # ... over this share of the epochs
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    hidden: tuple = (1568, 1568, 1568)
+    zeta: float = 0.3
+    zeta_decay: str | None = None        # None: the method's (cosine for RigL)
+    update_interval: int = 1             # epochs between topology updates
+    init: str | None = None              # None: the method's (CSTI for CHT/CHTs, ER for SET/RigL, ...)
+    weights: str | None = None
+    beta: float = 0.25
+    r: float = 0.25
+    degree_dist: str = "fixed"
+    equal_partition: bool = False
+    resort: bool = False
+    removal: str | None = None
+    regrowth: str | None = None
+    seed: int = 0
+    data_dir: str | None = None
+    download: bool = False
+    out_dir: str = "runs"
+    run_name: str | None = None
+    wandb: str = "auto"
+    quiet: bool = False
+    model: str = "mlp"
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> "ClassifyConfig":
+        if self.model != "mlp":
+            raise ValueError(f"unknown model {self.model!r} for image classification; choose from ['mlp']")
+        if self.method not in METHOD_NAMES:
+            raise ValueError(f"unknown method {self.method!r}; choose from {list(METHOD_NAMES)}")
+        if not 0.0 <= self.sparsity < 1.0 or isinstance(self.sparsity, bool):
+            raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
+        for name in ("epochs", "batch_size", "update_interval"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.method != "fc":
+            check_density(1.0 - self.sparsity)
+            self.engine_method()
+        return self
+
+    def engine_method(self):
+        name = "static" if self.method == "fc" else self.method
+        return make_method(name, init=self.init, weights=self.weights, removal=self.removal,
+                           regrowth=self.regrowth, zeta_decay=self.zeta_decay)
+
+    @property
+    def name(self) -> str:
+        return self.run_name or f"mlp-{self.dataset}-{self.method}-s{self.sparsity:g}-seed{self.seed}"
+
+
+PRESETS = {  # per data set: what differs from the paper's MLP protocol
+    "digits": dict(hidden=(128, 128, 128), epochs=30, sparsity=0.9),
+}
+
+
+def build_config(**options) -> ClassifyConfig:
+    """Defaults, then the data set's preset, then the given (non-None) options."""
+    fields = {f.name for f in dataclasses.fields(ClassifyConfig)} - {"extra"}
+    unknown = set(options) - fields
+    if unknown:
+        raise ValueError(f"unknown options {sorted(unknown)}")
+    dataset = options.get("dataset") or ClassifyConfig.dataset
+    values = {**PRESETS.get(dataset, {}), **{k: v for k, v in options.items() if v is not None}}
+    if "hidden" in values:
+        values["hidden"] = tuple(int(h) for h in (values["hidden"] if isinstance(values["hidden"], (tuple, list))
+                                                  else [values["hidden"]]))
+    return ClassifyConfig(**values).validate()
+
+
+def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator):
+    method = config.engine_method()
+    dense = config.method == "fc"
+    density = DensitySchedule(1.0 - config.sparsity, method.density_schedule).start()
+    model = MLP(data.features, config.hidden, data.classes, density=density, dense=dense, generator=generator)
+    if not dense:
+        init_sparse_model(model, method.init, density, method.weights, generator=generator,
+                          equal_partition=config.equal_partition, resort=config.resort,
+                          **_init_options(method.init, config, data))
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, config.lr_end_factor,
+                                                  max(1, int(config.lr_decay_fraction * config.epochs)))
+    steps_per_epoch = math.ceil(data.train_x.shape[0] / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    t_end = int(0.75 * total) if method.zeta_decay == "cosine" else total - 1  # no update after the last epoch
+    schedule = Schedule(steps_per_epoch * config.update_interval, total, config.zeta, method.zeta_decay, t_end)
+    engine = TopologyEngine(model, optimizer, method, schedule, density=1.0 - config.sparsity, seed=config.seed)
+    return model, optimizer, scheduler, engine, steps_per_epoch
+
+
+def _init_options(init: str, config: ClassifyConfig, data: VisionData) -> dict:
+    return {"bsw": {"beta": config.beta}, "brf": {"r": config.r, "degree_dist": config.degree_dist},
+            "csti": {"features": data.train_x}}.get(init, {})
+
+
+@torch.no_grad()
+def evaluate(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over ``(x, y)``."""
+    model.eval()
+    loss, correct = 0.0, 0
+    for start in range(0, x.shape[0], batch):
+        logits = model(x[start:start + batch])
+        loss += float(F.cross_entropy(logits, y[start:start + batch], reduction="sum"))
+        correct += int((logits.argmax(1) == y[start:start + batch]).sum())
+    model.train()
+    return loss / x.shape[0], correct / x.shape[0]
+
+
+def _links(model) -> int:
+    return sum(layer.nnz for layer in sparse_layers(model))
+
+
+def _dense_params(model) -> int:
+    return sum(p.numel() for p in model.parameters()) - sum(l.nnz - l.out_features * l.in_features
+                                                             for l in sparse_layers(model))
+
+
+def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
+    """Train, evaluate every epoch, checkpoint every epoch; returns the summary (also in summary.json)."""
+    run_dir = Path(resume) if resume else Path(config.out_dir) / config.name
+    checkpoint = load_checkpoint(run_dir / "checkpoint.pt") if resume else None
+    if checkpoint:
+        config = ClassifyConfig(**checkpoint["config"])
+    data = load_vision(config.dataset, config.data_dir, config.download)  # fails before any file is written
+    torch.manual_seed(config.seed)
+    init_generator = torch.Generator().manual_seed(config.seed)
+    data_generator = torch.Generator().manual_seed(config.seed + 1)
+    model, optimizer, scheduler, engine, steps_per_epoch = _build(config, data, init_generator)
+    start_epoch, global_step, best, history = 0, 0, 0.0, {"train_seconds": 0.0}
+    if checkpoint:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        engine.load_state_dict(checkpoint["engine"])
+        set_rng_state(checkpoint["rng"], {"data": data_generator})
+        start_epoch, global_step, best, history = (checkpoint["epoch"], checkpoint["global_step"], checkpoint["best"],
+                                                   checkpoint["history"])
+    tracker = Tracker(run_dir, dataclasses.asdict(config), config.wandb, resume=bool(checkpoint))
+    tracker.truncate(start_epoch)
+    n = data.train_x.shape[0]
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        order = torch.randperm(n, generator=data_generator)
+        loss_sum, correct, update = 0.0, 0, None
+        batches = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+                       disable=config.quiet or None)
+        for b in batches:
+            index = order[b * config.batch_size:(b + 1) * config.batch_size]
+            x, y = data.train_x[index], data.train_y[index]
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+            optimizer.step()
+            global_step += 1
+            update = engine.step(global_step) or update
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.item() * y.numel()
+            correct += int((logits.argmax(1) == y).sum())
+        scheduler.step()
+        train_seconds = time.perf_counter() - started
+        test_loss, test_accuracy = evaluate(model, data.test_x, data.test_y)
+        best = max(best, test_accuracy)
+        history["train_seconds"] += train_seconds
+        record = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
+                  "test_loss": test_loss, "test_accuracy": test_accuracy, "lr": scheduler.get_last_lr()[0],
+                  "links": _links(model), "epoch_seconds": train_seconds,
+                  **({"anp": update["anp"], "overlap": update["overlap"], "update_seconds": update["seconds"],
+                      "removed": update["removed"], "regrown": update["regrown"]} if update else {})}
+        tracker.log(record)
+        save_checkpoint(run_dir / "checkpoint.pt", {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "engine": engine.state_dict(), "rng": rng_state({"data": data_generator}), "epoch": epoch + 1,
+            "global_step": global_step, "best": best, "history": history, "config": dataclasses.asdict(config)})
+        if not config.quiet:
+            tqdm.write(file=sys.stderr, s=f"epoch {epoch + 1}: loss {record['train_loss']:.4f}  test acc {test_accuracy:.4f}  "
+                       f"links {record['links']}  {train_seconds:.1f}s")
+    summary = {"model": config.model, "dataset": config.dataset, "method": config.method,
+               "sparsity": config.sparsity, "seed": config.seed, "epochs": config.epochs,
+               "best_test_accuracy": best, "final_test_accuracy": evaluate(model, data.test_x, data.test_y)[1],
+               "train_seconds": history["train_seconds"], "seconds_per_epoch": history["train_seconds"] / max(
+                   1, config.epochs), "links": _links(model),
+               "nnz": sum(p.numel() for p in model.parameters()), "dense_params": _dense_params(model),
+               "anp": engine.active_neuron_rate(), "run_dir": str(run_dir)}
+    tracker.finish(summary)
+    return summary

@@ -1,0 +1,55 @@
+"""``python cli.py train``: the offline default, --help, and one-line errors that leave no run directory."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), "train", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_default_run_is_offline_digits_chts(tmp_path):
+    result = _run("--out_dir", str(tmp_path), "--wandb", "off", "--quiet")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert summary["dataset"] == "digits" and summary["method"] == "chts" and summary["sparsity"] == 0.9
+    assert summary["best_test_accuracy"] > 0.9
+    assert "best test accuracy" in lines[-2] and "links" in lines[-2]
+    for key in ("model", "dataset", "method", "sparsity", "seed", "epochs", "best_test_accuracy",
+                "final_test_accuracy", "train_seconds", "nnz", "dense_params"):
+        assert key in summary
+
+
+def test_help_lists_every_option():
+    result = subprocess.run([sys.executable, "cli.py", "train", "--help"], cwd=ROOT, capture_output=True, text=True,
+                            env={"PAGER": "cat", "PATH": "/usr/bin:/bin"})
+    text = result.stdout + result.stderr
+    for option in ("--dataset", "--method", "--sparsity", "--epochs", "--seed", "--init", "--resume", "--download",
+                   "--data_dir", "--wandb", "--regrowth", "--removal"):
+        assert option in text
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--dataset", "cifar"), "unknown dataset 'cifar'"),
+    (("--method", "snip"), "unknown method 'snip'"),
+    (("--sparsity", "1.0"), "sparsity must be in [0, 1)"),
+    (("--sparsity", "-0.1"), "sparsity must be in [0, 1)"),
+    (("--epochs", "0"), "epochs must be a positive integer"),
+    (("--dataset", "mnist", "--data_dir", "/nonexistent/sparsenet"), "mnist: missing train-images-idx3-ubyte.gz"),
+    (("--model", "resnet"), "unknown model 'resnet'"),
+    (("--resume", "/nonexistent/run"), "no checkpoint.pt there"),
+    (("--regrowth", "ch4"), "unknown regrowth 'ch4'"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
+    result = _run(*args, "--out_dir", str(tmp_path / "runs"), "--wandb", "off")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
+    assert message in result.stderr
+    assert not (tmp_path / "runs").exists()

@@ -1,0 +1,55 @@
+"""--download against a local http.server: verified files land in the cache; a corrupt one leaves nothing."""
+import functools
+import gzip
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from sparsenet.data import DataError, load_vision
+from sparsenet.data.vision import IDX_SETS
+
+SHARED_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+
+
+@pytest.mark.skipif(not SHARED_MNIST.exists(), reason="../shared/data/mnist not present")
+def test_download_verifies_and_caches(server, tmp_path):
+    root, url = server
+    for name in IDX_SETS["mnist"].files:
+        shutil.copy(SHARED_MNIST / name, root / name)
+    cache = tmp_path / "cache"
+    data = load_vision("mnist", cache, download=True, mirror=url)
+    assert data.train_x.shape == (60000, 784) and data.test_y.shape == (10000,)
+    assert sorted(p.name for p in (cache / "mnist").iterdir()) == sorted(IDX_SETS["mnist"].files)
+
+
+def test_corrupt_download_is_refused_and_nothing_is_left(server, tmp_path):
+    root, url = server
+    for name in IDX_SETS["mnist"].files:
+        with gzip.open(root / name, "wb") as f:
+            f.write(b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + b"abc")  # a valid IDX, but not MNIST
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match="checksum mismatch for http://127.0.0.1:.*train-images-idx3-ubyte.gz"):
+        load_vision("mnist", cache, download=True, mirror=url)
+    assert list((cache / "mnist").iterdir()) == []
+
+
+def test_unreachable_source_is_one_line(tmp_path):
+    with pytest.raises(DataError, match="could not download http://127.0.0.1:9/"):
+        load_vision("mnist", tmp_path, download=True, mirror="http://127.0.0.1:9/")
+    assert list((tmp_path / "mnist").iterdir()) == []

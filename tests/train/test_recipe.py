@@ -1,0 +1,89 @@
+"""The MLP recipe on the tiny data set shipped in tests/data: every method, determinism, exact resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sparsenet.train.classify import METHOD_NAMES, build_config, train
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = str(ROOT / "tests" / "data")
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def _config(tmp_path, **overrides):
+    options = dict(dataset="mnist", data_dir=TINY, hidden=(64, 64), sparsity=0.8, epochs=2, out_dir=str(tmp_path),
+                   wandb="off", quiet=True)
+    return build_config(**{**options, **overrides})
+
+
+def _losses(run_dir):
+    return [json.loads(line)["train_loss"] for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_every_method_trains_and_records(tmp_path, method):
+    summary = train(_config(tmp_path, method=method))
+    run_dir = Path(summary["run_dir"])
+    assert summary["best_test_accuracy"] > 0.5  # 4 separable classes
+    assert len(_losses(run_dir)) == 2
+    assert json.loads((run_dir / "summary.json").read_text()) == json.loads(json.dumps(summary))
+    assert json.loads((run_dir / "config.json").read_text())["method"] == method
+    assert (run_dir / "checkpoint.pt").exists()
+    if method == "fc":
+        assert summary["links"] == 0 and summary["nnz"] == summary["dense_params"]
+    else:
+        assert summary["nnz"] < summary["dense_params"]
+
+
+def test_same_seed_same_curve_and_topology(tmp_path):
+    a = train(_config(tmp_path, run_name="a", epochs=3))
+    b = train(_config(tmp_path, run_name="b", epochs=3))
+    c = train(_config(tmp_path, run_name="c", epochs=3, seed=1))
+    assert _losses(a["run_dir"]) == _losses(b["run_dir"]) != _losses(c["run_dir"])
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    base = ["--dataset", "mnist", "--data_dir", TINY, "--hidden", "256,256", "--sparsity", "0.5", "--epochs", "3",
+            "--out_dir", str(tmp_path), "--wandb", "off", "--quiet"]
+    subprocess.run([sys.executable, "cli.py", "train", *base, "--run_name", "whole"], cwd=ROOT, check=True,
+                   capture_output=True)
+    for attempt in range(5):
+        name = f"killed{attempt}"
+        process = subprocess.Popen([sys.executable, "cli.py", "train", *base, "--run_name", name], cwd=ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        checkpoint = tmp_path / name / "checkpoint.pt"
+        while process.poll() is None and not checkpoint.exists():
+            time.sleep(0.005)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        if not (tmp_path / name / "summary.json").exists():
+            break
+    else:
+        pytest.skip("the run always finished before it could be killed")
+    assert not (tmp_path / name / "summary.json").exists()
+    subprocess.run([sys.executable, "cli.py", "train", "--resume", str(tmp_path / name)], cwd=ROOT, check=True,
+                   capture_output=True)
+    assert _losses(tmp_path / name) == _losses(tmp_path / "whole")
+    whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    resumed = json.loads((tmp_path / name / "summary.json").read_text())
+    assert resumed["final_test_accuracy"] == whole["final_test_accuracy"]
+    assert resumed["links"] == whole["links"]
+
+
+@pytest.mark.skipif(not (SHARED / "mnist").exists(), reason="../shared/data/mnist not present")
+def test_one_real_mnist_epoch_of_chts(tmp_path):
+    summary = train(build_config(dataset="mnist", data_dir=str(SHARED), method="chts", epochs=1,
+                                 out_dir=str(tmp_path), wandb="off", quiet=True))
+    assert summary["best_test_accuracy"] >= 0.90
+    assert summary["links"] == round(0.01 * 1568 * 784) + 2 * round(0.01 * 1568 * 1568)
+
+
+def test_wandb_offline_run_is_recorded(tmp_path):
+    summary = train(_config(tmp_path, method="set", epochs=1, wandb="offline"))
+    assert any((Path(summary["run_dir"]) / "wandb").glob("offline-run-*"))
