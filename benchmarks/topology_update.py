@@ -1,7 +1,7 @@
 """Time and peak extra memory of one topology update, per method, each case in a fresh process.
 
 Cases: the paper's 784-1568-1568-1568 MLP at 99% sparsity (SGD momentum, one batch of 32 before the
-update), and one 100,000 x 100,000 layer at 10 links per neuron. Also ch_scores (CH3-L3n) at 1568²
+update; CHTss starts at its schedule's 50% density, so its first update prunes and regrows at that size), and one 100,000 x 100,000 layer at 10 links per neuron. Also ch_scores (CH3-L3n) at 1568²
 against the authors' dense four-matmul form of the same formula.
 
     python -m benchmarks.topology_update [--large]
@@ -16,21 +16,23 @@ UPDATE = textwrap.dedent("""
     import json, resource, time, torch
     from torch.nn import functional as F
     from sparsenet.runtime import tune_cpu_allocator
-    from sparsenet.evolution import Schedule, TopologyEngine, make_method
+    from sparsenet.evolution import DensitySchedule, Schedule, TopologyEngine, make_method
     from sparsenet.models import MLP
     from sparsenet.sparse import SparseLinear
     from torch import nn
     tune_cpu_allocator()
     torch.manual_seed(0)
+    method = make_method({method!r}, **json.loads({overrides!r}))
     if {large}:
-        model = nn.Sequential(SparseLinear(100_000, 100_000, density=1e-4))
+        density = 1e-4
+        model = nn.Sequential(SparseLinear(100_000, 100_000, density=density))
         x, target = torch.randn(32, 100_000), None
-    else:
-        model = MLP(density=0.01)
+    else:  # a decaying density schedule starts denser (CHTss: 50%)
+        density = 0.01
+        model = MLP(density=DensitySchedule(density, method.density_schedule).start())
         x, target = torch.randn(32, 784), torch.randint(10, (32,))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    engine = TopologyEngine(model, optimizer, make_method({method!r}, **json.loads({overrides!r})),
-                            Schedule(update_interval=1, total_steps=100))
+    engine = TopologyEngine(model, optimizer, method, Schedule(update_interval=1, total_steps=100), density=density)
     out = model(x)
     (F.cross_entropy(out, target) if target is not None else out.square().mean()).backward()
     optimizer.step()

@@ -19,9 +19,9 @@ def data_root(data_dir: str | os.PathLike | None = None) -> Path:
     return Path(os.environ.get("SPARSENET_DATA") or Path.home() / ".cache" / "sparsenet").expanduser()
 
 
-def content_sha256(path: Path) -> str:
-    """sha256 of a file's content, of the *uncompressed* bytes for ``.gz`` (recompression-proof)."""
-    digest = hashlib.sha256()
+def content_hash(path: Path, algorithm: str = "sha256") -> str:
+    """Hash of a file's content, of the *uncompressed* bytes for ``.gz`` (recompression-proof)."""
+    digest = hashlib.new(algorithm)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -29,8 +29,8 @@ def content_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch(url: str, target: Path, sha256: str) -> Path:
-    """Download ``url`` to ``target`` if its content hash is ``sha256``; nothing is left behind otherwise."""
+def fetch(url: str, target: Path, digest: str, algorithm: str = "sha256") -> Path:
+    """Download ``url`` to ``target`` if its content hash is ``digest``; nothing is left behind otherwise."""
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".part" + "".join(target.suffixes[-1:]),
                                         dir=target.parent)
@@ -38,9 +38,10 @@ def fetch(url: str, target: Path, sha256: str) -> Path:
     try:
         with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
             shutil.copyfileobj(response, out)
-        actual = content_sha256(tmp)
-        if actual != sha256:
-            raise DataError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}; nothing was kept")
+        actual = content_hash(tmp, algorithm)
+        if actual != digest:
+            raise DataError(f"checksum mismatch for {url}: expected {algorithm} {digest}, got {actual}; "
+                            f"nothing was kept")
         tmp.replace(target)
         return target
     except OSError as error:

@@ -57,9 +57,12 @@ IDX_SETS = {
         "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
         "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"},
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", 0.2860, 0.3530, 10),
-    "emnist": IdxSet("emnist", tuple(f"emnist-balanced-{f}" for f in _IDX_FILES), {}, "", 0.1736, 0.3317, 47),
+    "emnist": IdxSet("emnist", tuple(f"emnist-balanced-{f.replace('t10k', 'test')}" for f in _IDX_FILES), {}, "",
+                     0.1736, 0.3317, 47),
 }
 SUBSTITUTE = "emnist_bymerge_test_split"
+EMNIST_ZIP = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"  # all EMNIST splits, ~560 MB
+EMNIST_ZIP_MD5 = "58c8d27c78d21e728a6bc7b3cc06412e"  # the only published pin (torchvision's); NIST gives none
 DATASETS = ("digits", *IDX_SETS, SUBSTITUTE)
 
 
@@ -70,10 +73,9 @@ def _normalise(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
 def _load_idx(name: str, root: Path, download: bool, mirror: str | None) -> VisionData:
     spec = IDX_SETS[name]
     folder = root / spec.folder
-    if download:
-        if not spec.sha256:
-            raise DataError(f"{name}: no pinned checksums to verify a download; place the official EMNIST "
-                            f"balanced IDX files ({', '.join(spec.files)}) in {folder}")
+    if download and name == "emnist":
+        _fetch_emnist(folder, spec.files, mirror)
+    elif download:
         for file in spec.files:
             if not (folder / file).exists():
                 fetch((mirror or spec.url) + file, folder / file, spec.sha256[file])
@@ -84,6 +86,26 @@ def _load_idx(name: str, root: Path, download: bool, mirror: str | None) -> Visi
             raise DataError(f"{name}: {split} has {images.shape[0]} images but {labels.shape[0]} labels")
     return VisionData(name, _normalise(train_x, spec.mean, spec.std), train_y.long(),
                       _normalise(test_x, spec.mean, spec.std), test_y.long(), spec.classes)
+
+
+def _fetch_emnist(folder: Path, files: tuple, mirror: str | None) -> None:
+    """Download NIST's EMNIST zip (md5-checked), extract the balanced split's IDX files, drop the zip."""
+    import zipfile
+    if all((folder / f).exists() for f in files):
+        return
+    archive = fetch((mirror or EMNIST_ZIP.rsplit("/", 1)[0] + "/") + "gzip.zip", folder / "gzip.zip",
+                    EMNIST_ZIP_MD5, "md5")
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            for file in files:
+                member = f"gzip/{file}"
+                with bundle.open(member) as source, open(folder / (file + ".part"), "wb") as target:
+                    target.write(source.read())
+                (folder / (file + ".part")).replace(folder / file)
+    except (KeyError, zipfile.BadZipFile) as error:
+        raise DataError(f"emnist: {archive} is not the expected EMNIST archive ({error})") from error
+    finally:
+        archive.unlink(missing_ok=True)
 
 
 def _stratified_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

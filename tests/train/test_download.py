@@ -53,3 +53,24 @@ def test_unreachable_source_is_one_line(tmp_path):
     with pytest.raises(DataError, match="could not download http://127.0.0.1:9/"):
         load_vision("mnist", tmp_path, download=True, mirror="http://127.0.0.1:9/")
     assert list((tmp_path / "mnist").iterdir()) == []
+
+
+def test_emnist_zip_is_md5_checked_and_extracted(server, tmp_path, monkeypatch):
+    import hashlib
+    import zipfile
+    import sparsenet.data.vision as vision
+    root, url = server
+    with zipfile.ZipFile(root / "gzip.zip", "w") as bundle:
+        for file in IDX_SETS["emnist"].files:
+            count = 6 if "train" in file else 3
+            payload = (b"\x00\x00\x08\x03" + count.to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + bytes(784 * count)
+                       if "images" in file else b"\x00\x00\x08\x01" + count.to_bytes(4, "big") + bytes(range(count)))
+            bundle.writestr(f"gzip/{file}", gzip.compress(payload))
+    monkeypatch.setattr(vision, "EMNIST_ZIP_MD5", hashlib.md5((root / "gzip.zip").read_bytes()).hexdigest())
+    data = load_vision("emnist", tmp_path / "cache", download=True, mirror=url)
+    assert data.train_x.shape == (6, 784) and data.test_y.tolist() == [0, 1, 2] and data.classes == 47
+    assert sorted(p.name for p in (tmp_path / "cache" / "emnist").iterdir()) == sorted(IDX_SETS["emnist"].files)
+    monkeypatch.setattr(vision, "EMNIST_ZIP_MD5", "0" * 32)
+    with pytest.raises(DataError, match="checksum mismatch .*gzip.zip: expected md5"):
+        load_vision("emnist", tmp_path / "other", download=True, mirror=url)
+    assert list((tmp_path / "other" / "emnist").iterdir()) == []
