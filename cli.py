@@ -9,6 +9,9 @@ import torch
 from sparsenet.runtime import tune_cpu_allocator
 
 
+DEFAULTS = dict(dataset="digits", method="chts", seed=0, download=False, out_dir="runs", wandb="auto", quiet=False)
+
+
 class CLI:
     """sparsenet: truly sparse dynamic sparse training. Commands: train, bench, inspect."""
 
@@ -16,9 +19,14 @@ class CLI:
               epochs: int | None = None, seed: int = 0, init: str | None = None, weights: str | None = None,
               beta: float | None = None, r: float | None = None, degree_dist: str | None = None,
               equal_partition: bool | None = None, resort: bool | None = None, removal: str | None = None,
-              regrowth: str | None = None, zeta: float | None = None, zeta_decay: str | None = None,
+              regrowth: str | None = None, percolation: bool | None = None, early_stop: float | None = None,
+              density_schedule: str | None = None, historical_weights: bool | None = None,
+              exponent_start: float | None = None, exponent_end: float | None = None,
+              zeta: float | None = None, zeta_decay: str | None = None,
               update_interval: int | None = None, batch_size: int | None = None, lr: float | None = None,
               momentum: float | None = None, weight_decay: float | None = None, hidden: tuple | None = None,
+              lr_end_factor: float | None = None, lr_decay_fraction: float | None = None,
+              activation: str | None = None,
               data_dir: str | None = None, download: bool = False, out_dir: str = "runs",
               run_name: str | None = None, wandb: str = "auto", quiet: bool = False, resume: str | None = None):
         """Train a model; print per-epoch lines, a readable result line, and the summary JSON last.
@@ -43,6 +51,12 @@ class CLI:
             resort: BSF fix, align hidden-neuron degrees between layers.
             removal: override the removal rule: wm, ri, mest, or *_soft.
             regrowth: override the regrowth rule: random, gradient, ch3_l3p, ch3_l3n, ch2_l3n, or *_soft.
+            percolation: remove dead neurons' links after removal (default: the method's; on for CHT*).
+            early_stop: freeze a layer once removed∩regrown/regrown exceeds this (CHT: 0.9).
+            density_schedule: constant, elastic (MEST) or sigmoid (CHTss, from 50% density).
+            historical_weights: regrown links restart from their last value instead of 0.
+            exponent_start: soft-removal exponent at the first update (default 1).
+            exponent_end: soft-removal exponent at the last update (default 3).
             zeta: removal fraction per update, in [0, 1) (default 0.3).
             zeta_decay: constant or cosine (default: the method's).
             update_interval: epochs between topology updates (default 1).
@@ -51,13 +65,17 @@ class CLI:
             momentum: SGD momentum (default 0.9).
             weight_decay: default 5e-4.
             hidden: hidden widths, e.g. --hidden 1568,1568,1568.
+            lr_end_factor: final lr as a share of --lr (default 0.01).
+            lr_decay_fraction: share of the epochs over which the lr decays (default 0.9).
+            activation: relu, gelu or tanh (default relu).
             data_dir: data folder (default $SPARSENET_DATA, else ~/.cache/sparsenet).
             download: fetch missing data files from the official source (sha256-checked).
             out_dir: parent of the run directory (default runs/).
             run_name: run directory name (default mlp-DATASET-METHOD-sSPARSITY-seedSEED).
             wandb: auto (offline unless logged in; WANDB_MODE respected), online, offline or off.
             quiet: no progress bars or per-epoch lines.
-            resume: a run directory to continue from its last checkpoint (its config is used).
+            resume: a run directory to continue from its last checkpoint; takes no other option (the
+                run's own config is used).
         """
         from sparsenet.data import DataError
         from sparsenet.train.classify import build_config, train
@@ -65,18 +83,29 @@ class CLI:
             raise SystemExit(f"error: unknown model {model!r} for now; choose from ['mlp']")
         options = dict(dataset=dataset, method=method, sparsity=sparsity, epochs=epochs, seed=seed, init=init,
                        weights=weights, beta=beta, r=r, degree_dist=degree_dist, equal_partition=equal_partition,
-                       resort=resort, removal=removal, regrowth=regrowth, zeta=zeta, zeta_decay=zeta_decay,
+                       resort=resort, removal=removal, regrowth=regrowth, percolation=percolation,
+                       early_stop=early_stop, density_schedule=density_schedule,
+                       historical_weights=historical_weights, exponent_start=exponent_start,
+                       exponent_end=exponent_end, zeta=zeta, zeta_decay=zeta_decay,
                        update_interval=update_interval, batch_size=batch_size, lr=lr, momentum=momentum,
-                       weight_decay=weight_decay, hidden=hidden, data_dir=data_dir, download=download,
+                       weight_decay=weight_decay, hidden=hidden, lr_end_factor=lr_end_factor,
+                       lr_decay_fraction=lr_decay_fraction, activation=activation, data_dir=data_dir,
+                       download=download,
                        out_dir=out_dir, run_name=run_name, wandb=wandb, quiet=quiet)
         try:
-            if resume and not (Path(resume) / "checkpoint.pt").exists():
-                raise ValueError(f"--resume {resume}: no checkpoint.pt there")
+            if resume:
+                given = [k for k, v in options.items() if v != DEFAULTS.get(k)]
+                if given or model != "mlp":
+                    raise ValueError(f"--resume takes no other options (the run's config is used); got "
+                                     f"{', '.join('--' + k for k in given)}")
+                if not (Path(resume) / "checkpoint.pt").exists():
+                    raise ValueError(f"--resume {resume}: no checkpoint.pt there")
             config = build_config(**options)
             summary = train(config, resume=resume)
         except (ValueError, DataError) as error:
             raise SystemExit(f"error: {error}")
-        print(f"{summary['dataset']} · {summary['method']} · {summary['sparsity']:.0%} sparse: best test accuracy "
+        shape = "dense" if summary["method"] == "fc" else f"{summary['sparsity']:.0%} sparse"
+        print(f"{summary['dataset']} · {summary['method']} · {shape}: best test accuracy "
               f"{summary['best_test_accuracy']:.2%} (final {summary['final_test_accuracy']:.2%}) with "
               f"{summary['links']:,} links in the sparse layers, {summary['nnz']:,} parameters in all "
               f"(dense model: {summary['dense_params']:,}); {summary['train_seconds']:.1f} s of training")

@@ -9,7 +9,7 @@ for method in $methods; do
   dir=runs/mlp_99/mlp-$dataset-$method-s0.99-seed0
   if [ -f "$dir/summary.json" ]; then continue; fi
   if [ -f "$dir/checkpoint.pt" ]; then
-    python cli.py train --resume "$dir" --quiet
+    python cli.py train --resume "$dir"
   else
     python cli.py train --dataset "$dataset" --method "$method" --sparsity 0.99 --epochs 100 --seed 0 \
       --data_dir ../shared/data --out_dir runs/mlp_99 --wandb off --quiet

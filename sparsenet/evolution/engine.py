@@ -2,8 +2,9 @@
 
 Call ``engine.step(global_step)`` after ``optimizer.step()`` and before ``zero_grad()`` (MEST reads the
 current gradient, RigL the current batch's activations). When an update is due it:
-  1. scores every sparse layer's links and keeps ``n - ⌊ζ n⌋`` (hard or soft), after first pruning by RI
-     to the density schedule's target when that shrinks;
+  1. scores every sparse layer's links and keeps ``n - ⌊ζ n⌋`` (hard or soft), after first pruning to
+     the density schedule's target when that shrinks (CHTss by RI); layers frozen by CHT's early stop
+     (removed∩regrown / regrown above the threshold) keep their links, and updates stop once all are;
   2. percolates dead neurons over the model's declared relations (``model.percolation_relations()``);
   3. removes the dropped links and regrows as many (or to the density target) by the method's regrowth;
   4. moves every optimizer's per-link state to the new order (new links start at zero);
@@ -24,7 +25,7 @@ from .methods import Method
 from .optimizer_state import remap_optimizer_state, remap_positions
 from .percolation import Chain, percolate
 from .regrowth import gradient_blocks, link_prediction_blocks
-from .removal import REMOVAL_SCORES, relative_importance
+from .removal import REMOVAL_SCORES
 from .schedule import DensitySchedule, Schedule
 from .selection import keep_mask, select_absent
 
@@ -33,13 +34,15 @@ class TopologyEngine:
     """Topology updates for every ``SparseLinear`` of ``model``.
 
     optimizers: one optimizer or a list (all get their state remapped). method: a ``Method``.
-    schedule: a ``Schedule``. density: final density of the sparse layers (default: their current
-    density; with a decaying density schedule the model must start at ``DensitySchedule.start()``).
+    schedule: a ``Schedule``. density: final density of the sparse layers, one float for all or one per
+    layer (default: each layer's current density; with a decaying density schedule the model should
+    start at ``DensitySchedule.start()``).
     relations: percolation relations (default ``model.percolation_relations()`` if the model has it).
     seed: seeds the engine's own generator (its state is saved).
     """
 
-    def __init__(self, model: nn.Module, optimizers, method: Method, schedule: Schedule, density: float | None = None,
+    def __init__(self, model: nn.Module, optimizers, method: Method, schedule: Schedule,
+                 density: float | list[float] | None = None,
                  relations=None, seed: int = 0, memory_budget: int = DEFAULT_BUDGET, mest_lambda: float = 1.0):
         self.layers = sparse_layers(model)
         self.optimizers = list(optimizers) if isinstance(optimizers, (list, tuple)) else [optimizers]
@@ -48,13 +51,16 @@ class TopologyEngine:
         if relations is None:
             relations = model.percolation_relations() if hasattr(model, "percolation_relations") else []
         self.relations = list(relations) if method.percolation else []
-        current = sum(l.nnz for l in self.layers) / max(1, sum(l.out_features * l.in_features for l in self.layers))
-        self.density = DensitySchedule(density if density is not None else current, method.density_schedule)
-        self._final_share = {l: l.density / self.density.start() for l in self.layers}  # per-layer (ERK) share
+        finals = ([l.density for l in self.layers] if density is None else list(density)
+                  if isinstance(density, (list, tuple)) else [density] * len(self.layers))
+        if len(finals) != len(self.layers):
+            raise ValueError(f"density: {len(finals)} values for {len(self.layers)} sparse layers")
+        self.density = {l: DensitySchedule(d, method.density_schedule) for l, d in zip(self.layers, finals)}
         self.generator = torch.Generator().manual_seed(seed)
         self.memory_budget = memory_budget
         self.mest_lambda = mest_lambda
         self.stopped = False
+        self.frozen = set()  # layers whose topology converged (CHT's early stop)
         self.history = {i: (torch.empty(0, dtype=torch.int64), torch.empty(0)) for i in range(len(self.layers))}
         self._captured = {}
         if method.regrowth is not None and method.regrowth_kind == "gradient":
@@ -67,19 +73,24 @@ class TopologyEngine:
             output.register_hook(lambda grad: self._captured.__setitem__(layer, (x, grad.detach())))
 
     def _target_nnz(self, layer, step: int) -> int:
-        density = self.density.at(step / self.schedule.end) * self._final_share[layer]
-        return link_count(layer.out_features, layer.in_features, min(1.0, density))
+        density = self.density[layer].at(self.schedule.progress(step))
+        return link_count(layer.out_features, layer.in_features, density)
 
     def _keep_masks(self, step: int, targets: dict) -> dict:
         zeta, exponent = self.schedule.zeta_at(step), self.schedule.exponent_at(step)
         score = REMOVAL_SCORES[self.method.removal_score]
+        prune = REMOVAL_SCORES[self.method.prune_score or self.method.removal_score]
         masks = {}
         for layer in self.layers:
             n = layer.nnz
             keep = torch.ones(n, dtype=torch.bool, device=layer.indices.device)
+            if layer in self.frozen:
+                masks[layer] = keep
+                continue
             excess = max(0, n - targets[layer])
-            if excess:  # density decay: prune to the target by relative importance first (CHTss)
-                keep = keep_mask(relative_importance(layer), n - excess, soft=False, generator=self.generator)
+            if excess:  # density decay: prune to the target first (CHTss by RI, MEST by its own score)
+                keep = keep_mask(prune(layer, mest_lambda=self.mest_lambda), n - excess, soft=False,
+                                 generator=self.generator)
             survivors = keep.nonzero().squeeze(1)
             n_keep = survivors.numel() - int(zeta * survivors.numel())
             scores = score(layer, mest_lambda=self.mest_lambda)[survivors]
@@ -125,8 +136,10 @@ class TopologyEngine:
             remap_optimizer_state(self.optimizers, layer.values, old_to_new, layer.nnz)
             per_layer.append({"nnz": layer.nnz, "removed": removed.numel(), "regrown": new_keys.numel(),
                               "overlap": overlap(removed, new_keys)})
-        if self.method.early_stop is not None and all(s["overlap"] > self.method.early_stop for s in per_layer):
-            self.stopped = True
+        if self.method.early_stop is not None:
+            self.frozen |= {layer for layer, s in zip(self.layers, per_layer) if s["regrown"] and s["overlap"] >
+                            self.method.early_stop and layer.nnz >= targets[layer]}
+            self.stopped = len(self.frozen) == len(self.layers)
         self._sync_ranks()
         self._captured.clear()
         return {"step": global_step, "nnz": sum(s["nnz"] for s in per_layer),
@@ -189,10 +202,12 @@ class TopologyEngine:
         return sum(s * r for s, r in zip(sizes, rates)) / sum(sizes)
 
     def state_dict(self) -> dict:
-        return {"stopped": self.stopped, "generator": self.generator.get_state(), "history": self.history}
+        return {"stopped": self.stopped, "frozen": [self.layers.index(l) for l in self.frozen],
+                "generator": self.generator.get_state(), "history": self.history}
 
     def load_state_dict(self, state: dict) -> None:
         self.stopped = state["stopped"]
+        self.frozen = {self.layers[i] for i in state["frozen"]}
         self.generator.set_state(state["generator"])
         self.history = state["history"]
 

@@ -22,6 +22,7 @@ class Method:
     zeta_decay: str = "constant"
     density_schedule: str = "constant"
     historical_weights: bool = False    # regrown links restart from their last value instead of 0
+    prune_score: str | None = None      # density decay prunes by this score (default: the removal score)
     init: str = "er"
     weights: str = "kaiming"
 
@@ -51,6 +52,8 @@ class Method:
         if self.regrowth is not None and (self.regrowth_kind not in REGROWTH_KINDS or self.regrowth == "random_soft"):
             raise ValueError(f"unknown regrowth {self.regrowth!r}; choose from "
                              f"{list(REGROWTH_KINDS) + [k + '_soft' for k in REGROWTH_KINDS if k != 'random']}")
+        if self.prune_score is not None and self.prune_score not in REMOVAL_SCORES:
+            raise ValueError(f"unknown prune_score {self.prune_score!r}; choose from {sorted(REMOVAL_SCORES)}")
         if self.zeta_decay not in ZETA_DECAYS:
             raise ValueError(f"unknown zeta_decay {self.zeta_decay!r}; choose from {list(ZETA_DECAYS)}")
         if self.density_schedule not in DENSITY_SCHEDULES:
@@ -64,12 +67,12 @@ METHODS = {
     "set": Method("set", removal="wm", regrowth="random"),
     "rigl": Method("rigl", removal="wm", regrowth="gradient", zeta_decay="cosine"),
     "mest": Method("mest", removal="mest", regrowth="random", density_schedule="elastic"),
-    "cht": Method("cht", removal="wm", regrowth="ch3_l3p", percolation=True, early_stop=0.9, init="csti",
-                  weights="swi"),
+    "cht": Method("cht", removal="wm", regrowth="ch3_l3p", percolation=True, early_stop=0.9, zeta_decay="cosine",
+                  init="csti", weights="swi"),
     "chts": Method("chts", removal="wm_soft", regrowth="ch3_l3p_soft", percolation=True, init="csti",
                    weights="swi"),
     "chtss": Method("chtss", removal="wm_soft", regrowth="ch2_l3n_soft", percolation=True,
-                    density_schedule="sigmoid", init="brf", weights="swi"),
+                    density_schedule="sigmoid", prune_score="ri", init="brf", weights="swi"),
 }
 
 

@@ -11,7 +11,8 @@ class Schedule:
     """Update timing in optimizer steps.
 
     update_interval: steps between updates (> 0). total_steps: length of training.
-    t_end: last step with an update; default 0.75·total_steps for cosine ζ (RigL/CHT), else total_steps.
+    t_end: updates happen at multiples of the interval strictly before it; default 0.75·total_steps for
+    cosine ζ (RigL/CHT), else total_steps (so never after the last step).
     zeta: removal fraction in [0, 1); zeta_decay: constant, or cosine ζ_t = ζ/2 (1 + cos(π t / t_end)).
     exponent_start/end: soft-sampling exponent, linear in t over [0, t_end] (CHTs: 1 → 3).
     """
@@ -40,8 +41,17 @@ class Schedule:
             return self.t_end
         return int(0.75 * self.total_steps) if self.zeta_decay == "cosine" else self.total_steps
 
+    @property
+    def last_update(self) -> int:
+        """The step of the last update (0 if none fits before ``end``)."""
+        return (self.end - 1) // self.update_interval * self.update_interval
+
     def is_update(self, step: int) -> bool:
-        return 0 < step <= self.end and step % self.update_interval == 0
+        return 0 < step < self.end and step % self.update_interval == 0
+
+    def progress(self, step: int) -> float:
+        """``step`` as a share of the update window, 1.0 at the last update (density schedules end there)."""
+        return min(1.0, step / max(1, self.last_update))
 
     def zeta_at(self, step: int) -> float:
         if self.zeta_decay == "cosine":

@@ -16,7 +16,7 @@ from ..models import MLP
 from ..sparse import check_density
 from ..topology import init_sparse_model, sparse_layers
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .tracking import Tracker
+from .tracking import WANDB_CHOICES, Tracker
 
 METHOD_NAMES = ("fc", "static", "set", "rigl", "mest", "cht", "chts", "chtss")
 
@@ -47,6 +47,13 @@ class ClassifyConfig:
     resort: bool = False
     removal: str | None = None
     regrowth: str | None = None
+    percolation: bool | None = None      # None: the method's
+    early_stop: float | None = None
+    density_schedule: str | None = None
+    historical_weights: bool | None = None
+    exponent_start: float = 1.0          # soft removal exponent, linear over the update window
+    exponent_end: float = 3.0
+    activation: str = "relu"
     seed: int = 0
     data_dir: str | None = None
     download: bool = False
@@ -58,6 +65,10 @@ class ClassifyConfig:
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> "ClassifyConfig":
+        if self.method == "fc":
+            self.sparsity = 0.0
+        if self.wandb not in WANDB_CHOICES:
+            raise ValueError(f"unknown wandb mode {self.wandb!r}; choose from {list(WANDB_CHOICES)}")
         if self.model != "mlp":
             raise ValueError(f"unknown model {self.model!r} for image classification; choose from ['mlp']")
         if self.method not in METHOD_NAMES:
@@ -76,7 +87,9 @@ class ClassifyConfig:
     def engine_method(self):
         name = "static" if self.method == "fc" else self.method
         return make_method(name, init=self.init, weights=self.weights, removal=self.removal,
-                           regrowth=self.regrowth, zeta_decay=self.zeta_decay)
+                           regrowth=self.regrowth, zeta_decay=self.zeta_decay, percolation=self.percolation,
+                           early_stop=self.early_stop, density_schedule=self.density_schedule,
+                           historical_weights=self.historical_weights)
 
     @property
     def name(self) -> str:
@@ -106,7 +119,8 @@ def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator)
     method = config.engine_method()
     dense = config.method == "fc"
     density = DensitySchedule(1.0 - config.sparsity, method.density_schedule).start()
-    model = MLP(data.features, config.hidden, data.classes, density=density, dense=dense, generator=generator)
+    model = MLP(data.features, config.hidden, data.classes, density=density, dense=dense,
+                activation=config.activation, generator=generator)
     if not dense:
         init_sparse_model(model, method.init, density, method.weights, generator=generator,
                           equal_partition=config.equal_partition, resort=config.resort,
@@ -117,8 +131,10 @@ def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator)
                                                   max(1, int(config.lr_decay_fraction * config.epochs)))
     steps_per_epoch = math.ceil(data.train_x.shape[0] / config.batch_size)
     total = steps_per_epoch * config.epochs
-    t_end = int(0.75 * total) if method.zeta_decay == "cosine" else total - 1  # no update after the last epoch
-    schedule = Schedule(steps_per_epoch * config.update_interval, total, config.zeta, method.zeta_decay, t_end)
+    decaying = method.zeta_decay == "cosine" or method.density_schedule != "constant"
+    t_end = int(0.75 * total) if decaying else total  # updates strictly before t_end: never after the last epoch
+    schedule = Schedule(steps_per_epoch * config.update_interval, total, config.zeta, method.zeta_decay, t_end,
+                        config.exponent_start, config.exponent_end)
     engine = TopologyEngine(model, optimizer, method, schedule, density=1.0 - config.sparsity, seed=config.seed)
     return model, optimizer, scheduler, engine, steps_per_epoch
 
@@ -176,7 +192,7 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         order = torch.randperm(n, generator=data_generator)
-        loss_sum, correct, update = 0.0, 0, None
+        loss_sum, correct = 0.0, 0
         batches = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                        disable=config.quiet or None)
         for b in batches:
@@ -187,13 +203,15 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
             loss.backward()
             optimizer.step()
             global_step += 1
-            update = engine.step(global_step) or update
-            optimizer.zero_grad(set_to_none=True)
             loss_sum += loss.item() * y.numel()
             correct += int((logits.argmax(1) == y).sum())
+            if b < steps_per_epoch - 1:
+                optimizer.zero_grad(set_to_none=True)
         scheduler.step()
         train_seconds = time.perf_counter() - started
         test_loss, test_accuracy = evaluate(model, data.test_x, data.test_y)
+        update = engine.step(global_step)  # at the epoch's end, after evaluating what the epoch trained
+        optimizer.zero_grad(set_to_none=True)
         best = max(best, test_accuracy)
         history["train_seconds"] += train_seconds
         record = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,

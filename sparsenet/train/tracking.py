@@ -51,7 +51,7 @@ class Tracker:
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self.run is not None:
-            self.run.log(record)
+            self.run.log(record, step=record.get("epoch"))
 
     def truncate(self, epochs: int) -> None:
         """Keep only the first ``epochs`` metric lines (resuming from a checkpoint of that epoch)."""

@@ -259,3 +259,48 @@ def test_invariants_over_many_random_updates(seed, method, zeta):
         _check_invariants(model, optimizer)
         if method != "mest":
             assert [l.nnz for l in model.hidden] == targets
+
+
+@pytest.mark.parametrize("name,start", [("mest", 0.25), ("chtss", 0.5)])
+def test_density_schedules_end_exactly_at_the_target(name, start):
+    model = TinyMLP(density=start)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    schedule = Schedule(update_interval=2, total_steps=40, zeta_decay="cosine")  # updates at 2, 4, ..., 28
+    engine = TopologyEngine(model, optimizer, make_method(name), schedule, density=0.2)
+    x, y = _data()
+    seen = []
+    for step in range(1, 41):
+        _train_step(model, optimizer, x, y)
+        if engine.step(step):
+            seen.append(sum(layer.nnz for layer in model.hidden))
+    targets = [link_count(l.out_features, l.in_features, 0.2) for l in model.hidden]
+    assert [layer.nnz for layer in model.hidden] == targets
+    assert seen == sorted(seen, reverse=True) and seen[0] > sum(targets)
+
+
+def test_mest_decay_prunes_by_its_own_score():
+    model = TinyMLP(sizes=(20, 30), density=0.3)  # elastic starts at final + 5%
+    layer = model.hidden[0]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    engine = TopologyEngine(model, optimizer, make_method("mest"), Schedule(update_interval=1, total_steps=8, zeta=0.0),
+                            density=0.25)
+    _train_step(model, optimizer, *_data())
+    score = (layer.values.detach().abs() + layer.values.grad.abs()).clone()
+    keys = linear_keys(layer.indices, 20)
+    engine.step(7)  # the last update: pruned straight to the target, zeta 0 removes nothing more
+    kept = torch.isin(keys, linear_keys(layer.indices, 20))
+    assert int(kept.sum()) == layer.nnz == link_count(30, 20, 0.25)
+    assert float(score[kept].min()) >= float(score[~kept].max())
+
+
+def test_early_stop_freezes_converged_layers_only():
+    model = TinyMLP(sizes=(10, 10, 10), density=0.99)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    engine = TopologyEngine(model, optimizer, make_method("cht", percolation=False),
+                            Schedule(update_interval=1, total_steps=50))
+    engine.frozen = {model.hidden[0]}
+    before = model.hidden[0].indices.clone()
+    _train_step(model, optimizer, torch.randn(8, 10, dtype=torch.float64), torch.randint(5, (8,)))
+    stats = engine.step(1)
+    assert torch.equal(model.hidden[0].indices, before) and stats["layers"][0]["removed"] == 0
+    assert stats["layers"][1]["removed"] > 0 and stats["stopped"]

@@ -54,3 +54,17 @@ def test_registry_and_overrides():
         make_method("set", regrowth="ch4")
     with pytest.raises(ValueError, match="unknown method options \\['temperature'\\]"):
         make_method("set", temperature=2)
+
+
+def test_updates_stop_before_the_end_and_progress_reaches_one_at_the_last_update():
+    s = Schedule(update_interval=10, total_steps=100)
+    assert s.is_update(90) and not s.is_update(100) and s.last_update == 90
+    assert s.progress(45) == 0.5 and s.progress(90) == 1.0
+    cosine = Schedule(update_interval=7, total_steps=100, zeta_decay="cosine")
+    assert cosine.end == 75 and cosine.last_update == 70 and cosine.progress(70) == 1.0 and not cosine.is_update(77)
+
+
+def test_density_decay_prune_scores():
+    assert make_method("chtss").prune_score == "ri" and make_method("mest").prune_score is None
+    with pytest.raises(ValueError, match="unknown prune_score 'snip'"):
+        make_method("mest", prune_score="snip")

@@ -48,8 +48,26 @@ def test_help_lists_every_option():
     (("--regrowth", "ch4"), "unknown regrowth 'ch4'"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
-    result = _run(*args, "--out_dir", str(tmp_path / "runs"), "--wandb", "off")
+    extra = () if args[0] == "--resume" else ("--out_dir", str(tmp_path / "runs"), "--wandb", "off")
+    result = _run(*args, *extra)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
     assert message in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_bad_wandb_mode_and_resume_with_options(tmp_path):
+    result = _run("--wandb", "bogus", "--out_dir", str(tmp_path / "runs"))
+    assert result.returncode != 0 and "unknown wandb mode 'bogus'" in result.stderr
+    assert not (tmp_path / "runs").exists()
+    done = _run("--epochs", "1", "--out_dir", str(tmp_path / "runs"), "--wandb", "off", "--quiet")
+    run_dir = json.loads(done.stdout.strip().splitlines()[-1])["run_dir"]
+    result = _run("--resume", run_dir, "--epochs", "3")
+    assert result.returncode != 0 and "--resume takes no other options" in result.stderr
+
+
+def test_density_decay_methods_end_at_the_requested_sparsity(tmp_path):
+    for method in ("mest", "chtss"):
+        result = _run("--method", method, "--epochs", "8", "--out_dir", str(tmp_path), "--wandb", "off", "--quiet")
+        summary = json.loads(result.stdout.strip().splitlines()[-1])
+        assert summary["links"] == round(0.1 * 64 * 128) + 2 * round(0.1 * 128 * 128), method
