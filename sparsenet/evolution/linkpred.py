@@ -25,6 +25,8 @@ number of length-3 paths, with memory bounded by ``memory_budget``. Products are
 from dataclasses import dataclass
 from typing import Iterator
 
+import functools
+
 import torch
 
 from .graph import LayerGraph, PairCounts, expand
@@ -63,39 +65,48 @@ def _csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tu
 class _Scorer:
     """Per-layer precomputation shared by all blocks of one variant."""
 
-    def __init__(self, graph: LayerGraph, variant: str, dtype: torch.dtype):
-        self.graph, self.variant, self.dtype = graph, variant, dtype
+    def __init__(self, graph: LayerGraph, variant: str, dtype: torch.dtype, memory_budget: int):
+        self.graph, self.variant, self.dtype, self.memory_budget = graph, variant, dtype, memory_budget
         m, n = graph.shape
         rows, cols = graph.indices
         self.link_keys = rows * n + cols
         ones = torch.ones(rows.numel(), dtype=dtype, device=rows.device)
         self.a = _csr(rows, cols, ones, (m, n))
+        order = graph.link_by_col
+        self.a_t = _csr(cols[order], rows[order], ones, (n, m))
         if variant == "CH3-L3p":
             self._prepare_paths()
-        else:
-            self._prepare_nodes()
 
-    def _node_values(self, pairs: PairCounts, degree: torch.Tensor, intermediate_first: bool) -> torch.Tensor:
+    def _node_values(self, count: torch.Tensor, external_degree: torch.Tensor) -> torch.Tensor:
+        """num / (deg − C) for co-neighbour counts ``count`` > 0 (num = 1, or 1 + C for CH2), else 0."""
+        numerator = count + 1.0 if self.variant == "CH2-L3n" else torch.ones_like(count)
+        return torch.where(count > 0, numerator / (external_degree - count).clamp(min=1.0), torch.zeros_like(count))
+
+    def _pair_csr(self, pairs: PairCounts, degree: torch.Tensor, intermediate_first: bool, size: int):
         count = pairs.count.to(self.dtype)
         intermediate = pairs.first if intermediate_first else pairs.second
-        external = (degree[intermediate].to(self.dtype) - count).clamp(min=1.0)
-        numerator = count + 1.0 if self.variant == "CH2-L3n" else torch.ones_like(count)
-        return torch.where(pairs.first == pairs.second, torch.zeros_like(count), numerator / external)
+        values = self._node_values(count, degree[intermediate].to(self.dtype))
+        values = torch.where(pairs.first == pairs.second, torch.zeros_like(values), values)
+        return _csr(pairs.first, pairs.second, values, (size, size))
 
-    def _prepare_nodes(self):
-        g = self.graph
-        m, n = g.shape
-        rows, cols = g.indices
-        self.e_u = _csr(g.co_u.first, g.co_u.second, self._node_values(g.co_u, g.degree_u, False), (m, m))
-        self.e_v = _csr(g.co_v.first, g.co_v.second, self._node_values(g.co_v, g.degree_v, True), (n, n))
-        self.e_v_t = _csr(g.co_v.first, g.co_v.second, self._node_values(g.co_v, g.degree_v, False), (n, n))
-        order = g.link_by_col
-        self.a_t = _csr(cols[order], rows[order], torch.ones(rows.numel(), dtype=self.dtype, device=rows.device),
-                        (n, m))
+    @functools.cached_property
+    def e_u(self) -> torch.Tensor:
+        """E_U as CSR ``(m, m)`` from the co-neighbour pair list (sparse blocks only: O(Σ deg²))."""
+        return self._pair_csr(self.graph.co_u, self.graph.degree_u, False, self.graph.shape[0])
+
+    @functools.cached_property
+    def e_v(self) -> torch.Tensor:
+        """E_V as CSR ``(n, n)``, rows = the intermediate input node b."""
+        return self._pair_csr(self.graph.co_v, self.graph.degree_v, True, self.graph.shape[1])
 
     def _prepare_paths(self):
         g = self.graph
         rows, cols = g.indices
+        entries = int((g.degree_u.double() ** 2).sum() + (g.degree_v.double() ** 2).sum())
+        if entries * 24 > 4 * self.memory_budget:
+            raise ValueError(f"CH3-L3p on this {g.shape[0]}x{g.shape[1]} layer ({rows.numel()} links) needs "
+                             f"{entries:,} path factors (it grows with degree cubed); use the node-based ch3_l3n "
+                             f"or ch2_l3n at this density")
         link, position = expand(g.row_ptr, cols, rows)                                      # e = (j, b) -> v
         b, v = cols[link], cols[position]
         c_v = g.co_v.lookup(b, v).to(self.dtype)
@@ -127,22 +138,43 @@ class _Scorer:
 
     def dense(self, start: int, stop: int) -> torch.Tensor:
         g = self.graph
-        m, n = g.shape
         links = slice(int(g.row_ptr[start]), int(g.row_ptr[stop]))
-        if self.variant == "CH3-L3p":
-            scores = self.product(start, stop).to_dense()
-        else:  # Sᵀ = Aᵀ E_U[R]ᵀ + E_Vᵀ A[R]ᵀ with the two right factors dense
-            device = g.indices.device
-            e_u = _row_slice(self.e_u, start, stop)
-            e_u_t = torch.zeros(m, stop - start, dtype=self.dtype, device=device)
-            local = torch.repeat_interleave(torch.arange(stop - start, device=device),
-                                            e_u.crow_indices()[1:] - e_u.crow_indices()[:-1])
-            e_u_t[e_u.col_indices(), local] = e_u.values()
-            a_t = torch.zeros(n, stop - start, dtype=self.dtype, device=device)
-            a_t[g.indices[1, links], g.indices[0, links] - start] = 1.0
-            scores = (self.a_t @ e_u_t + self.e_v_t @ a_t).t().contiguous()
+        scores = self.product(start, stop).to_dense() if self.variant == "CH3-L3p" else self._node_dense(start, stop)
         scores[g.indices[0, links] - start, g.indices[1, links]] = 0.0
         return scores
+
+    def _dense_columns(self, ptr: torch.Tensor, others: torch.Tensor, start: int, stop: int, height: int
+                       ) -> torch.Tensor:
+        """Columns ``[start, stop)`` of a 0/1 matrix given by a CSR-like (``ptr``, ``others``), as ``(height, k)``."""
+        lo, hi = int(ptr[start]), int(ptr[stop])
+        owner = torch.repeat_interleave(torch.arange(stop - start, device=ptr.device), ptr[start + 1:stop + 1] -
+                                        ptr[start:stop])
+        block = torch.zeros(height, stop - start, dtype=self.dtype, device=ptr.device)
+        block[others[lo:hi], owner] = 1.0
+        return block
+
+    def _node_dense(self, start: int, stop: int) -> torch.Tensor:
+        """S[R] = E_U[R] A + A[R] E_V by CSR × dense products, E_U and E_V formed block by block from
+        C_U[R] = A[R] Aᵀ and C_V[:, C] = Aᵀ A[:, C]: no pair lists, so it also serves dense-ish layers."""
+        g = self.graph
+        m, n = g.shape
+        rows, cols = g.indices
+        a_rows_t = self._dense_columns(g.row_ptr, cols, start, stop, n)            # A[R]ᵀ  (n, R)
+        c_u_t = self.a @ a_rows_t                                                         # C_U[R]ᵀ (m, R)
+        e_u_t = self._node_values(c_u_t, g.degree_u.to(self.dtype).unsqueeze(1))
+        own = torch.arange(start, stop, device=rows.device)
+        e_u_t[own, own - start] = 0.0                                                     # j = u
+        scores_t = self.a_t @ e_u_t                                                       # (E_U[R] A)ᵀ (n, R)
+        a_rows = _row_slice(self.a, start, stop)
+        width = max(1, -(-n // MIN_BLOCKS))
+        for c0 in range(0, n, width):
+            c1 = min(c0 + width, n)
+            a_cols = self._dense_columns(g.col_ptr, g.rows_by_col, c0, c1, m)       # A[:, C]  (m, k)
+            e_v = self._node_values(self.a_t @ a_cols, g.degree_v.to(self.dtype).unsqueeze(1))  # E_V[:, C] (n, k)
+            inside = torch.arange(c0, c1, device=rows.device)
+            e_v[inside, inside - c0] = 0.0                                               # b = v
+            scores_t[c0:c1] += (a_rows @ e_v).t()
+        return scores_t.t().contiguous()
 
     def sparse(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n = self.graph.shape[1]
@@ -196,7 +228,7 @@ def ch_score_blocks(indices: torch.Tensor, shape: tuple[int, int], variant: str 
     """
     _check_variant(variant)
     graph = LayerGraph(indices, shape)
-    scorer = _Scorer(graph, variant, dtype)
+    scorer = _Scorer(graph, variant, dtype, memory_budget)
     element = torch.tensor([], dtype=dtype).element_size()
     for start, stop, dense in _blocks(graph, variant, block_rows, memory_budget, element):
         if dense:
