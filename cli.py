@@ -175,4 +175,4 @@ class CLI:
 
 if __name__ == "__main__":
     tune_cpu_allocator()
-    fire.Fire(CLI)
+    fire.Fire(CLI(), name="cli.py")
