@@ -1,0 +1,131 @@
+"""Translation corpora (Multi30k, IWSLT14, WMT17, the staged WMT sample), joint BPE, token-bucket batches.
+
+A corpus is a folder under the data root holding line-aligned source/target files per split. The BPE
+model (sentencepiece, joint over the training split's two languages) is trained once and cached under
+``$SPARSENET_DATA`` (default ``~/.cache/sparsenet``) in ``bpe/<corpus>/``, keyed by the training file, so a
+read-only or shared data folder is never written to. Token ids: 0 pad, 1 bos, 2 eos, 3 unk.
+"""
+import gzip
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .files import DataError, data_root
+
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """``files[split] = (source pattern, target pattern)`` with ``{lang}`` for the language code."""
+    folder: str
+    files: dict
+    languages: tuple  # (source, target) of the paper's direction
+    vocab_size: int
+
+
+CORPORA = {
+    "multi30k": Corpus("multi30k", {"train": ("train.{lang}.gz",) * 2, "valid": ("val.{lang}.gz",) * 2,
+                                    "test": ("test_2016_flickr.{lang}.gz",) * 2}, ("en", "de"), 8000),
+    "iwslt14": Corpus("iwslt14-de-en", {"train": ("train.{lang}",) * 2, "valid": ("valid.{lang}",) * 2,
+                                        "test": ("test.{lang}",) * 2}, ("en", "de"), 10000),
+    "wmt17": Corpus("wmt17-en-de", {"train": ("train.{lang}",) * 2, "valid": ("valid.{lang}",) * 2,
+                                    "test": ("test.{lang}",) * 2}, ("en", "de"), 40000),
+    "wmt_sample": Corpus("wmt-ende-toy-opennmt", {"train": ("src-train.txt", "tgt-train.txt"),
+                                                  "valid": ("src-val.txt", "tgt-val.txt")}, ("en", "de"), 8000),
+}
+
+
+def read_lines(path: Path) -> list[str]:
+    """Lines of a text file (``.gz`` or plain, UTF-8), without trailing newlines."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def split_paths(name: str, split: str, data_dir=None, languages: tuple | None = None) -> tuple[Path, Path]:
+    """Source and target files of a split; ``DataError`` naming the folder, the files and --download if absent."""
+    if name not in CORPORA:
+        raise DataError(f"unknown dataset {name!r}; choose from {list(CORPORA)}")
+    corpus = CORPORA[name]
+    if split not in corpus.files:
+        raise DataError(f"{name} has no {split} split; it has {list(corpus.files)}")
+    src_lang, tgt_lang = languages or corpus.languages
+    folder = data_root(data_dir) / corpus.folder
+    src_pattern, tgt_pattern = corpus.files[split]
+    paths = (folder / src_pattern.format(lang=src_lang), folder / tgt_pattern.format(lang=tgt_lang))
+    missing = [p.name for p in paths if not p.exists()]
+    if missing:
+        raise DataError(f"{name}: {split} split missing in {folder} (expected {', '.join(missing)}); prepare it "
+                        f"there (fairseq layout for IWSLT14/WMT17) or pass --download")
+    return paths
+
+
+def read_pairs(name: str, split: str, data_dir=None, languages: tuple | None = None) -> tuple[list[str], list[str]]:
+    """Aligned (sources, targets) of a split; a line-count mismatch is a ``DataError``."""
+    src_path, tgt_path = split_paths(name, split, data_dir, languages)
+    sources, targets = read_lines(src_path), read_lines(tgt_path)
+    if len(sources) != len(targets):
+        raise DataError(f"{name} {split}: {src_path.name} has {len(sources)} lines, {tgt_path.name} {len(targets)}")
+    return sources, targets
+
+
+def bpe_model(name: str, data_dir=None, vocab_size: int | None = None, languages: tuple | None = None):
+    """The joint sentencepiece BPE model of a corpus, trained on its training split once and cached."""
+    import sentencepiece as spm
+    corpus = CORPORA[name]
+    vocab_size = vocab_size or corpus.vocab_size
+    sources, targets = read_pairs(name, "train", data_dir, languages)
+    train_file = split_paths(name, "train", data_dir, languages)[0].resolve()
+    key = hashlib.sha1(f"{train_file}:{train_file.stat().st_size}".encode()).hexdigest()[:12]
+    name_stem = f"bpe{vocab_size}-{'-'.join(languages or corpus.languages)}-{key}"
+    folder = data_root(None) / "bpe" / corpus.folder  # never inside the data folder (it may be shared)
+    model = folder / f"{name_stem}.model"
+    if not model.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f"{name_stem}.part"
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(sources + targets), model_prefix=str(tmp),
+                                       vocab_size=vocab_size, model_type="bpe", character_coverage=1.0,
+                                       pad_id=PAD, bos_id=BOS, eos_id=EOS, unk_id=UNK,
+                                       hard_vocab_limit=False, minloglevel=2)
+        for suffix in (".vocab", ".model"):  # the model last: its presence means the pair is complete
+            Path(f"{tmp}{suffix}").replace(folder / f"{name_stem}{suffix}")
+    return spm.SentencePieceProcessor(model_file=str(model))
+
+
+def encode(processor, lines: list[str], max_length: int = 256) -> list[list[int]]:
+    """BPE ids of each line, cut to ``max_length`` - 1 so EOS fits."""
+    return [ids[:max_length - 1] for ids in processor.encode(lines)]
+
+
+def token_batches(sources: list[list[int]], targets: list[list[int]], batch_tokens: int,
+                  generator: torch.Generator | None = None, shuffle: bool = True) -> list[tuple[torch.Tensor, ...]]:
+    """Batches of similar length holding at most ``batch_tokens`` target+source tokens (padding included).
+
+    Returns ``(src (B, S), tgt_in (B, T), tgt_out (B, T))`` with BOS/EOS added and 0 padding.
+    """
+    order = sorted(range(len(sources)), key=lambda i: (len(targets[i]), len(sources[i])))
+    batches, current, longest = [], [], 0
+    for i in order:
+        length = max(len(sources[i]), len(targets[i])) + 1
+        if current and (len(current) + 1) * max(longest, length) * 2 > batch_tokens:
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, length)
+    if current:
+        batches.append(current)
+    if shuffle:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    return [_pad(sources, targets, batch) for batch in batches]
+
+
+def _pad(sources, targets, batch):
+    src = torch.zeros(len(batch), max(len(sources[i]) for i in batch) + 1, dtype=torch.long)
+    tgt = torch.zeros(len(batch), max(len(targets[i]) for i in batch) + 2, dtype=torch.long)
+    for row, i in enumerate(batch):
+        src[row, :len(sources[i]) + 1] = torch.tensor(sources[i] + [EOS])
+        tgt[row, :len(targets[i]) + 2] = torch.tensor([BOS] + targets[i] + [EOS])
+    return src, tgt[:, :-1], tgt[:, 1:]
