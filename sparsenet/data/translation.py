@@ -59,7 +59,8 @@ def split_paths(name: str, split: str, data_dir=None, languages: tuple | None = 
     missing = [p.name for p in paths if not p.exists()]
     if missing:
         raise DataError(f"{name}: {split} split missing in {folder} (expected {', '.join(missing)}); prepare it "
-                        f"there (fairseq layout for IWSLT14/WMT17) or pass --download")
+                        f"there (fairseq's prepare-iwslt14.sh / prepare-wmt14en2de.sh layout) or point --data_dir "
+                        f"to a folder that has it")
     return paths
 
 

@@ -224,7 +224,7 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
                   "links": _links(model), "epoch_seconds": train_seconds,
                   **({"anp": update["anp"], "overlap": update["overlap"], "update_seconds": update["seconds"],
                       "removed": update["removed"], "regrown": update["regrown"]} if update else {})}
-        tracker.log(record)
+        tracker.log(record, step=epoch + 1)
         save_checkpoint(run_dir / "checkpoint.pt", {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "engine": engine.state_dict(), "rng": rng_state({"data": data_generator}), "epoch": epoch + 1,

@@ -47,16 +47,17 @@ class Tracker:
                                       name=self.run_dir.name, id=_run_id(self.run_dir), resume="allow" if resume
                                       else None, reinit=True)
 
-    def log(self, record: dict) -> None:
+    def log(self, record: dict, step: int | None = None) -> None:
+        """Append ``record`` to metrics.jsonl and to W&B at ``step`` (epoch or optimizer step)."""
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self.run is not None:
-            self.run.log(record, step=record.get("epoch"))
+            self.run.log(record, step=step)
 
-    def truncate(self, epochs: int) -> None:
-        """Keep only the first ``epochs`` metric lines (resuming from a checkpoint of that epoch)."""
+    def truncate(self, records: int) -> None:
+        """Keep only the first ``records`` metric lines (resuming from the checkpoint written with the last)."""
         if self.metrics_path.exists():
-            lines = self.metrics_path.read_text().splitlines()[:epochs]
+            lines = self.metrics_path.read_text().splitlines()[:records]
             self.metrics_path.write_text("".join(line + "\n" for line in lines))
 
     def finish(self, summary: dict) -> None:

@@ -39,7 +39,7 @@ def test_reads_aligned_pairs_and_flags_misalignment(tmp_path):
 @pytest.mark.skipif(not (SHARED / "iwslt14-de-en").exists(), reason="../shared/data not present")
 def test_missing_training_split_names_folder_files_and_flag():
     with pytest.raises(DataError, match="iwslt14: train split missing in .*iwslt14-de-en \\(expected train.en, "
-                                       "train.de\\); .*--download"):
+                                       "train.de\\); .*--data_dir"):
         read_pairs("iwslt14", "train", SHARED)
     sources, targets = read_pairs("iwslt14", "test", SHARED)
     assert len(sources) == len(targets) > 1000

@@ -1,0 +1,262 @@
+"""Machine-translation recipe (the paper's Transformer protocol, method.md §8.2): Adam β2 0.998, label
+smoothing 0.1, the "inoam" schedule, token-bucket batches, best-validation checkpoint, beam search, BLEU."""
+import dataclasses
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from ..data.translation import BOS, CORPORA, EOS, PAD, bpe_model, encode, read_pairs, token_batches
+from ..evolution import Schedule, TopologyEngine
+from ..models import Transformer, beam_search
+from ..sparse import check_density
+from ..topology import init_sparse_model, sparse_layers
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .classify import METHOD_NAMES
+from .tracking import WANDB_CHOICES, Tracker
+
+
+@dataclass
+class TranslateConfig:
+    """Every knob of a translation run; defaults are the paper's Multi30k setting (CHTs preprint)."""
+    dataset: str = "multi30k"
+    method: str = "chts"
+    sparsity: float = 0.9
+    preset: str = "paper"
+    d_model: int = 512
+    heads: int = 8
+    layers: int = 6
+    d_ff: int = 1024
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    vocab_size: int | None = None
+    train_steps: int = 20000
+    warmup_steps: int = 3000
+    lr_factor: float = 0.25
+    rewarm_steps: int = 20               # inoam: linear re-warm-up after every topology update
+    batch_tokens: int = 1024
+    update_interval: int = 200
+    zeta: float = 0.3
+    label_smoothing: float = 0.1
+    eval_every: int = 1000
+    beam_size: int = 2
+    length_penalty: float = 1.0
+    max_length: int = 256
+    src_lang: str | None = None
+    tgt_lang: str | None = None
+    init: str | None = None
+    weights: str | None = None
+    beta: float = 0.25
+    removal: str | None = None
+    regrowth: str | None = None
+    seed: int = 0
+    data_dir: str | None = None
+    out_dir: str = "runs"
+    run_name: str | None = None
+    wandb: str = "auto"
+    quiet: bool = False
+    model: str = "transformer"
+
+    def validate(self) -> "TranslateConfig":
+        if self.dataset not in CORPORA:
+            raise ValueError(f"unknown dataset {self.dataset!r} for translation; choose from {list(CORPORA)}")
+        if self.method not in METHOD_NAMES:
+            raise ValueError(f"unknown method {self.method!r}; choose from {list(METHOD_NAMES)}")
+        if self.method == "fc":
+            self.sparsity = 0.0
+        elif not 0.0 < self.sparsity < 1.0:
+            raise ValueError(f"sparsity must be in (0, 1) for a sparse method, got {self.sparsity!r}")
+        for name in ("train_steps", "warmup_steps", "batch_tokens", "update_interval", "eval_every", "beam_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.wandb not in WANDB_CHOICES:
+            raise ValueError(f"unknown wandb mode {self.wandb!r}; choose from {list(WANDB_CHOICES)}")
+        if self.method != "fc":
+            check_density(1.0 - self.sparsity)
+            self.engine_method()
+        return self
+
+    def engine_method(self):
+        from ..evolution import make_method
+        name = "static" if self.method == "fc" else self.method
+        defaults = {"init": "bsw", "weights": "xavier"} if name in ("cht", "chts") else {"weights": "xavier"}
+        return make_method(name, init=self.init or defaults.get("init"), weights=self.weights or defaults["weights"],
+                           removal=self.removal, regrowth=self.regrowth)
+
+    @property
+    def languages(self) -> tuple:
+        source, target = CORPORA[self.dataset].languages
+        return (self.src_lang or source, self.tgt_lang or target)
+
+    @property
+    def name(self) -> str:
+        return self.run_name or f"transformer-{self.dataset}-{self.method}-s{self.sparsity:g}-seed{self.seed}"
+
+
+PRESETS = {  # method.md §8.2 (CHTs preprint); "cpu": a model and schedule that train on a laptop CPU
+    ("multi30k", "paper"): dict(d_ff=1024, batch_tokens=1024, train_steps=20000, warmup_steps=3000, lr_factor=0.25,
+                                update_interval=200),
+    ("iwslt14", "paper"): dict(d_ff=2048, batch_tokens=10240, train_steps=20000, warmup_steps=6000, lr_factor=2.0,
+                               update_interval=100),
+    ("wmt17", "paper"): dict(d_ff=2048, batch_tokens=12000, train_steps=80000, warmup_steps=8000, lr_factor=2.0,
+                             update_interval=100),
+    ("multi30k", "cpu"): dict(d_model=256, heads=4, layers=3, d_ff=512, vocab_size=4000, batch_tokens=1536,
+                              train_steps=3000, warmup_steps=400, lr_factor=1.0, update_interval=100, eval_every=500),
+}
+
+
+def build_config(**options) -> TranslateConfig:
+    """Defaults, then the (dataset, preset) preset, then the given (non-None) options."""
+    fields = {f.name for f in dataclasses.fields(TranslateConfig)}
+    unknown = set(options) - fields
+    if unknown:
+        raise ValueError(f"unknown options {sorted(unknown)}")
+    dataset = options.get("dataset") or TranslateConfig.dataset
+    preset = options.get("preset") or TranslateConfig.preset
+    if (dataset, preset) not in PRESETS and preset != "paper":
+        raise ValueError(f"no preset {preset!r} for {dataset}; available: "
+                         f"{sorted(p for d, p in PRESETS if d == dataset)}")
+    values = {**PRESETS.get((dataset, preset), {}), **{k: v for k, v in options.items() if v is not None}}
+    return TranslateConfig(**values).validate()
+
+
+def inoam(step: int, config: TranslateConfig, rewarm: bool) -> float:
+    """Noam learning rate, times a linear re-warm-up over ``rewarm_steps`` after every topology update."""
+    step = max(step, 1)
+    rate = config.lr_factor * config.d_model ** -0.5 * min(step ** -0.5, step * config.warmup_steps ** -1.5)
+    since = step % config.update_interval
+    if rewarm and since < config.rewarm_steps:
+        rate *= since / config.rewarm_steps
+    return rate
+
+
+def _loss(model, batch, smoothing: float) -> tuple[torch.Tensor, int]:
+    src, tgt_in, tgt_out = batch
+    logits = model(src, tgt_in)
+    loss = F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD, label_smoothing=smoothing,
+                           reduction="sum")
+    tokens = int((tgt_out != PAD).sum())
+    return loss / tokens, tokens
+
+
+@torch.no_grad()
+def validation_loss(model, batches) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for batch in batches:
+        loss, tokens = _loss(model, batch, 0.0)
+        total, count = total + float(loss) * tokens, count + tokens
+    model.train()
+    return total / max(count, 1)
+
+
+def bleu(hypotheses: list[str], references: list[str]) -> dict:
+    """sacreBLEU on detokenised text (with its signature) and a tokenised, lower-cased BLEU in the spirit of
+    the paper's multi-bleu (13a tokenisation, lower case) — two different numbers, labelled."""
+    import sacrebleu
+    detok = sacrebleu.metrics.BLEU()
+    score = detok.corpus_score(hypotheses, [references])
+    tokenised = sacrebleu.metrics.BLEU(tokenize="13a", lowercase=True).corpus_score(hypotheses, [references])
+    return {"sacrebleu": score.score, "sacrebleu_signature": str(detok.get_signature()), "bleu": tokenised.score}
+
+
+def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
+    """Train with validation every ``eval_every`` steps, keep the best-validation model, report test BLEU."""
+    run_dir = Path(resume) if resume else Path(config.out_dir) / config.name
+    checkpoint = load_checkpoint(run_dir / "checkpoint.pt") if resume else None
+    if checkpoint:
+        config = TranslateConfig(**checkpoint["config"])
+    languages = config.languages
+    processor = bpe_model(config.dataset, config.data_dir, config.vocab_size, languages)
+    train_src, train_tgt = read_pairs(config.dataset, "train", config.data_dir, languages)
+    valid_src, valid_tgt = read_pairs(config.dataset, "valid", config.data_dir, languages)
+    has_test = "test" in CORPORA[config.dataset].files
+    test_src, test_tgt = read_pairs(config.dataset, "test", config.data_dir, languages) if has_test else ([], [])
+    torch.manual_seed(config.seed)
+    init_generator = torch.Generator().manual_seed(config.seed)
+    data_generator = torch.Generator().manual_seed(config.seed + 1)
+    method = config.engine_method()
+    density = None if config.method == "fc" else 1.0 - config.sparsity
+    model = Transformer(processor.get_piece_size(), config.d_model, config.heads, config.layers, config.d_ff,
+                        config.dropout, config.attention_dropout, density, config.max_length + 2, init_generator)
+    if density is not None:
+        init_sparse_model(model, method.init, density, method.weights, generator=init_generator,
+                          **({"beta": config.beta} if method.init == "bsw" else {}))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.0, betas=(0.9, 0.998))
+    schedule = Schedule(config.update_interval, config.train_steps, config.zeta, method.zeta_decay)
+    engine = TopologyEngine(model, optimizer, method, schedule, density=density, seed=config.seed)
+    sources, targets = encode(processor, train_src, config.max_length), encode(processor, train_tgt, config.max_length)
+    valid = token_batches(encode(processor, valid_src, config.max_length),
+                          encode(processor, valid_tgt, config.max_length), config.batch_tokens, shuffle=False)
+    step, epoch, position, best, seconds = 0, 0, 0, math.inf, 0.0
+    if checkpoint:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        engine.load_state_dict(checkpoint["engine"])
+        set_rng_state(checkpoint["rng"], {"data": data_generator})
+        step, epoch, position, best, seconds = (checkpoint[k] for k in ("step", "epoch", "position", "best",
+                                                                         "seconds"))
+    tracker = Tracker(run_dir, dataclasses.asdict(config), config.wandb, resume=bool(checkpoint))
+    tracker.truncate(-(-step // config.eval_every))  # one record per evaluation (and at the last step)
+    batches = token_batches(sources, targets, config.batch_tokens, data_generator)
+    progress = tqdm(total=config.train_steps, initial=step, disable=config.quiet or None, desc="steps")
+    rewarm = method.removal is not None
+    started, loss_sum, loss_count = time.perf_counter(), 0.0, 0
+    while step < config.train_steps:
+        if position == len(batches):
+            epoch, position = epoch + 1, 0
+            batches = token_batches(sources, targets, config.batch_tokens, data_generator)
+        loss, _ = _loss(model, batches[position], config.label_smoothing)
+        position += 1
+        loss.backward()
+        step += 1
+        for group in optimizer.param_groups:
+            group["lr"] = inoam(step, config, rewarm)
+        optimizer.step()
+        engine.step(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
+        progress.update()
+        if step % config.eval_every == 0 or step == config.train_steps:
+            valid_loss = validation_loss(model, valid)
+            seconds += time.perf_counter() - started
+            record = {"step": step, "train_loss": loss_sum / loss_count, "valid_loss": valid_loss,
+                      "valid_ppl": math.exp(min(valid_loss, 50)), "links": sum(l.nnz for l in sparse_layers(model)),
+                      "seconds": seconds}
+            tracker.log(record, step=step)
+            if valid_loss < best:
+                best = valid_loss
+                save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
+            save_checkpoint(run_dir / "checkpoint.pt", {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "engine": engine.state_dict(),
+                "rng": rng_state({"data": data_generator}), "step": step, "epoch": epoch, "position": position,
+                "best": best, "seconds": seconds, "config": dataclasses.asdict(config)})
+            if not config.quiet:
+                tqdm.write(f"step {step}: train loss {record['train_loss']:.3f}  valid loss {valid_loss:.3f}",
+                           file=sys.stderr)
+            started, loss_sum, loss_count = time.perf_counter(), 0.0, 0
+    progress.close()
+    model.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
+    summary = {"model": "transformer", "dataset": config.dataset, "method": config.method,
+               "sparsity": config.sparsity, "seed": config.seed, "preset": config.preset,
+               "train_steps": config.train_steps, "best_valid_loss": best, "train_seconds": seconds,
+               "links": sum(l.nnz for l in sparse_layers(model)), "nnz": sum(p.numel() for p in model.parameters()),
+               "dense_params": sum(p.numel() for p in model.parameters())
+               + sum(l.out_features * l.in_features - l.nnz for l in sparse_layers(model)), "run_dir": str(run_dir)}
+    if has_test:
+        tokens = [torch.tensor(ids + [EOS]) for ids in encode(processor, test_src, config.max_length)]
+        hypotheses = []
+        for start in range(0, len(tokens), 64):
+            chunk = torch.nn.utils.rnn.pad_sequence(tokens[start:start + 64], batch_first=True, padding_value=PAD)
+            hypotheses += [processor.decode(ids) for ids in beam_search(
+                model, chunk, BOS, EOS, config.beam_size, config.max_length, config.length_penalty)]
+        summary.update(bleu(hypotheses, test_tgt))
+        (run_dir / "test.hyp").write_text("\n".join(hypotheses) + "\n")
+    tracker.finish(summary)
+    return summary
