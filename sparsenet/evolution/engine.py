@@ -20,7 +20,7 @@ from torch import nn
 from ..sparse import keys_to_indices, link_count, linear_keys
 from ..topology.measures import active_neuron_rate, overlap
 from ..topology.plan import sparse_layers
-from .linkpred import DEFAULT_BUDGET
+from .linkpred import DEFAULT_BUDGET, check_path_scoring
 from .methods import Method
 from .optimizer_state import remap_optimizer_state, remap_positions
 from .percolation import Chain, percolate
@@ -63,6 +63,9 @@ class TopologyEngine:
         self.frozen = set()  # layers whose topology converged (CHT's early stop)
         self.history = {i: (torch.empty(0, dtype=torch.int64), torch.empty(0)) for i in range(len(self.layers))}
         self._captured = {}
+        if method.regrowth is not None and method.regrowth_kind == "ch3_l3p":  # fail now, not after an epoch
+            for layer in self.layers:
+                check_path_scoring(layer.indices, layer.shape, memory_budget)
         if method.regrowth is not None and method.regrowth_kind == "gradient":
             for layer in self.layers:
                 layer.register_forward_hook(self._capture)

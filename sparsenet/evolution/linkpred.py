@@ -102,11 +102,7 @@ class _Scorer:
     def _prepare_paths(self):
         g = self.graph
         rows, cols = g.indices
-        entries = int((g.degree_u.double() ** 2).sum() + (g.degree_v.double() ** 2).sum())
-        if entries * 24 > 4 * self.memory_budget:
-            raise ValueError(f"CH3-L3p on this {g.shape[0]}x{g.shape[1]} layer ({rows.numel()} links) needs "
-                             f"{entries:,} path factors (it grows with degree cubed); use the node-based ch3_l3n "
-                             f"or ch2_l3n at this density")
+        check_path_scoring(g.indices, g.shape, self.memory_budget)
         link, position = expand(g.row_ptr, cols, rows)                                      # e = (j, b) -> v
         b, v = cols[link], cols[position]
         c_v = g.co_v.lookup(b, v).to(self.dtype)
@@ -184,6 +180,18 @@ class _Scorer:
         cols, values = product.col_indices(), product.values()
         keep = (values > 0) & ~torch.isin((local + start) * n + cols, self.link_keys)
         return local[keep], cols[keep], values[keep]
+
+
+def check_path_scoring(indices: torch.Tensor, shape: tuple[int, int], memory_budget: int = DEFAULT_BUDGET) -> None:
+    """Raise ``ValueError`` if CH3-L3p's path factors (Σ degree² on both sides, 24 bytes each) would exceed
+    16 memory budgets (4 GiB by default): path-based scoring grows with degree cubed."""
+    rows, cols = indices
+    entries = int((torch.bincount(rows, minlength=shape[0]).double() ** 2).sum()
+                  + (torch.bincount(cols, minlength=shape[1]).double() ** 2).sum())
+    if entries * 24 > 16 * memory_budget:
+        raise ValueError(f"CH3-L3p on a {shape[0]}x{shape[1]} layer with {rows.numel():,} links needs {entries:,} "
+                         f"path factors (~{entries * 24 / 2**30:.1f} GiB); use the node-based ch3_l3n or ch2_l3n "
+                         f"regrowth at this density")
 
 
 def _row_slice(matrix: torch.Tensor, start: int, stop: int) -> torch.Tensor:

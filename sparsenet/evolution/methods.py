@@ -14,6 +14,7 @@ from .schedule import DENSITY_SCHEDULES, ZETA_DECAYS
 
 @dataclass(frozen=True)
 class Method:
+    """One DST method: names of its pieces (see the module docstring) and its paper defaults."""
     name: str
     removal: str | None = None          # None: the topology never changes (static sparse training)
     regrowth: str | None = None
@@ -43,6 +44,9 @@ class Method:
         return self.regrowth.endswith("_soft")
 
     def validate(self) -> "Method":
+        for flag in ("percolation", "historical_weights"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"method {self.name!r}: {flag} must be True or False, got {getattr(self, flag)!r}")
         if (self.removal is None) != (self.regrowth is None):
             raise ValueError(f"method {self.name!r}: removal and regrowth go together (got {self.removal!r}, "
                              f"{self.regrowth!r})")

@@ -5,7 +5,7 @@ be carried over to the new order with one gather or scatter.
 """
 import torch
 
-from .keys import check_indices, keys_to_indices, linear_keys
+from .keys import check_indices, describe_links, keys_to_indices, linear_keys
 
 
 def remove_links(indices: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,8 +43,7 @@ def insert_links(indices: torch.Tensor, new_indices: torch.Tensor, shape: tuple[
         present = torch.zeros_like(sorted_new, dtype=torch.bool)
     if bool(present.any()):
         existing = keys_to_indices(sorted_new[present], in_features)
-        pairs = ", ".join(f"({r}, {c})" for r, c in existing.t()[:5].tolist())
-        raise ValueError(f"new_indices already present in the layer: {pairs}")
+        raise ValueError(f"new_indices already present in the layer: {describe_links(existing)}")
     device = indices.device
     old_to_new = torch.arange(old_keys.numel(), device=device) + torch.searchsorted(sorted_new, old_keys)
     sorted_pos = torch.arange(sorted_new.numel(), device=device) + hit

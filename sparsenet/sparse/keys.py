@@ -49,7 +49,8 @@ def link_count(out_features: int, in_features: int, density: float) -> int:
     return max(1, round(check_density(density) * out_features * in_features))
 
 
-def _describe(entries: torch.Tensor, limit: int = 5) -> str:
+def describe_links(entries: torch.Tensor, limit: int = 5) -> str:
+    """``entries (2, k)`` as '(r, c), ...' for error messages, at most ``limit`` of them."""
     pairs = entries.t()[:limit].tolist()
     more = f" and {entries.shape[1] - limit} more" if entries.shape[1] > limit else ""
     return ", ".join(f"({r}, {c})" for r, c in pairs) + more
@@ -71,17 +72,17 @@ def check_indices(indices, shape: tuple[int, int], name: str = "indices", requir
     rows, cols = indices
     out_of_bounds = (rows < 0) | (rows >= shape[0]) | (cols < 0) | (cols >= shape[1])
     if bool(out_of_bounds.any()):
-        raise ValueError(f"{name} out of bounds for shape {tuple(shape)}: {_describe(indices[:, out_of_bounds])}")
+        raise ValueError(f"{name} out of bounds for shape {tuple(shape)}: {describe_links(indices[:, out_of_bounds])}")
     keys = linear_keys(indices, shape[1])
     if require_sorted and keys.numel() > 1 and not bool((keys[1:] > keys[:-1]).all()):
         step = keys[1:] <= keys[:-1]
         duplicate = keys[1:] == keys[:-1]
         if bool(duplicate.any()):
-            raise ValueError(f"{name} has duplicate links: {_describe(indices[:, 1:][:, duplicate])}")
-        raise ValueError(f"{name} is not sorted row-major at: {_describe(indices[:, 1:][:, step])}")
+            raise ValueError(f"{name} has duplicate links: {describe_links(indices[:, 1:][:, duplicate])}")
+        raise ValueError(f"{name} is not sorted row-major at: {describe_links(indices[:, 1:][:, step])}")
     if not require_sorted:
         sorted_keys = keys.sort().values
         duplicate = sorted_keys[1:] == sorted_keys[:-1]
         if bool(duplicate.any()):
             entries = keys_to_indices(sorted_keys[1:][duplicate].unique(), shape[1])
-            raise ValueError(f"{name} has duplicate links: {_describe(entries)}")
+            raise ValueError(f"{name} has duplicate links: {describe_links(entries)}")

@@ -7,7 +7,7 @@ from torch import nn
 from .csr import CSRCache
 from .edit import insert_links, remove_links
 from .functional import sparse_linear
-from .keys import check_indices, check_shape, keys_to_indices, link_count
+from .keys import check_indices, check_shape, keys_to_indices, linear_keys, link_count
 from .sample import sample_keys, uniform_
 
 
@@ -41,8 +41,7 @@ class SparseLinear(nn.Module):
             indices = keys_to_indices(keys, in_features)
         else:
             check_indices(indices, self.shape, require_sorted=False)
-            keys = indices[0] * in_features + indices[1]
-            indices = keys_to_indices(keys.sort().values, in_features)
+            indices = keys_to_indices(linear_keys(indices, in_features).sort().values, in_features)
         self.register_buffer("indices", indices.to(device))
         self.values = nn.Parameter(torch.empty(indices.shape[1], device=device, dtype=dtype))
         self.bias = nn.Parameter(torch.empty(out_features, device=device, dtype=dtype)) if bias else None

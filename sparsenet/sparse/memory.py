@@ -6,7 +6,6 @@ process measurements.
 """
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from .linear import SparseLinear

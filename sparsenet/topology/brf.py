@@ -45,7 +45,6 @@ def brf(out_features: int, in_features: int, density: float, r: float = 0.25, de
     if r == 0.0:
         small, large = centred_windows(degree, centres, n_large)
         return orient(large, small, out_features, in_features)
-    offsets = torch.arange(n_large, device=device) - (n_large - 1) // 2  # every ring position once
     exponent = (1.0 - r) / r
     offsets = torch.arange(n_large, device=device) - (n_large - 1) // 2  # every ring position once
     nearest = torch.sort(offsets.abs(), stable=True).indices  # nearest-first order of the offsets
@@ -67,8 +66,6 @@ def _successive_sample(degree, centres, ordered_offsets, suffix, n_large, genera
     """
     device = degree.device
     n_nodes = degree.numel()
-    rank_of = torch.empty_like(ordered_offsets)
-    rank_of[torch.argsort(ordered_offsets)] = torch.arange(n_large, device=device)
     node = torch.empty(0, dtype=torch.int64, device=device)
     rank = torch.empty(0, dtype=torch.int64, device=device)
     missing = degree.clone()

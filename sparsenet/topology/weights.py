@@ -3,22 +3,23 @@ import math
 
 import torch
 
+from ..sparse import normal_, uniform_
+
 
 def swi(layer, generator=None) -> None:
     """N(0, 2 / (density · in_features)): Kaiming with the effective fan-in (CHT's SWI). The authors'
     newest code uses out_features here by mistake (method.md §5); in_features is the fan-in."""
-    layer.values.normal_(0.0, math.sqrt(2.0 / (layer.density * layer.in_features)), generator=generator)
+    normal_(layer.values, math.sqrt(2.0 / (layer.density * layer.in_features)), generator)
 
 
 def kaiming(layer, generator=None) -> None:
     """N(0, 2 / in_features): dense Kaiming, what the SET/RigL baselines use."""
-    layer.values.normal_(0.0, math.sqrt(2.0 / layer.in_features), generator=generator)
+    normal_(layer.values, math.sqrt(2.0 / layer.in_features), generator)
 
 
 def xavier(layer, generator=None) -> None:
     """U(±sqrt(6 / (in_features + out_features))): Glorot, the Transformer default."""
-    bound = math.sqrt(6.0 / (layer.in_features + layer.out_features))
-    layer.values.uniform_(-bound, bound, generator=generator)
+    uniform_(layer.values, math.sqrt(6.0 / (layer.in_features + layer.out_features)), generator)
 
 
 def zeros(layer, generator=None) -> None:

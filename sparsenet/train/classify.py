@@ -3,7 +3,7 @@ import dataclasses
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -62,7 +62,6 @@ class ClassifyConfig:
     wandb: str = "auto"
     quiet: bool = False
     model: str = "mlp"
-    extra: dict = field(default_factory=dict)
 
     def validate(self) -> "ClassifyConfig":
         if self.method == "fc":
@@ -104,16 +103,28 @@ METHOD_PRESETS = {  # per (data set, method): the paper's choice of removal scor
 }
 
 
+def as_bool(name: str, value) -> bool:
+    """A flag's value as bool: True/False, or the strings true/false in any case (as typed on a command line)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+BOOL_OPTIONS = ("equal_partition", "resort", "percolation", "historical_weights", "download", "quiet")
+
+
 def build_config(**options) -> ClassifyConfig:
     """Defaults, then the data set's preset, then the given (non-None) options."""
-    fields = {f.name for f in dataclasses.fields(ClassifyConfig)} - {"extra"}
+    fields = {f.name for f in dataclasses.fields(ClassifyConfig)}
     unknown = set(options) - fields
     if unknown:
         raise ValueError(f"unknown options {sorted(unknown)}")
     dataset = options.get("dataset") or ClassifyConfig.dataset
     method = options.get("method") or ClassifyConfig.method
     values = {**PRESETS.get(dataset, {}), **METHOD_PRESETS.get((dataset, method), {}),
-              **{k: v for k, v in options.items() if v is not None}}
+              **{k: as_bool(k, v) if k in BOOL_OPTIONS else v for k, v in options.items() if v is not None}}
     if "hidden" in values:
         values["hidden"] = tuple(int(h) for h in (values["hidden"] if isinstance(values["hidden"], (tuple, list))
                                                   else [values["hidden"]]))
@@ -151,7 +162,7 @@ def _init_options(init: str, config: ClassifyConfig, data: VisionData) -> dict:
 
 @torch.no_grad()
 def evaluate(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over ``(x, y)``."""
+    """Mean cross-entropy and accuracy over ``x (N, features)``, ``y (N,)`` int64 labels."""
     model.eval()
     loss, correct = 0.0, 0
     for start in range(0, x.shape[0], batch):

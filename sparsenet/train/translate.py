@@ -17,7 +17,7 @@ from ..models import Transformer, beam_search
 from ..sparse import check_density
 from ..topology import init_sparse_model, sparse_layers
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .classify import METHOD_NAMES
+from .classify import METHOD_NAMES, as_bool
 from .tracking import WANDB_CHOICES, Tracker
 
 
@@ -122,7 +122,8 @@ def build_config(**options) -> TranslateConfig:
     if (dataset, preset) not in PRESETS and preset != "paper":
         raise ValueError(f"no preset {preset!r} for {dataset}; available: "
                          f"{sorted(p for d, p in PRESETS if d == dataset)}")
-    values = {**PRESETS.get((dataset, preset), {}), **{k: v for k, v in options.items() if v is not None}}
+    values = {**PRESETS.get((dataset, preset), {}),
+              **{k: as_bool(k, v) if k == "quiet" else v for k, v in options.items() if v is not None}}
     return TranslateConfig(**values).validate()
 
 
