@@ -6,7 +6,8 @@ set -u
 dataset=$1; shift
 methods=${@:-fc set rigl cht chts}
 for method in $methods; do
-  dir=runs/mlp_99/mlp-$dataset-$method-s0.99-seed0
+  tag=0.99; [ "$method" = fc ] && tag=0  # the dense baseline's run name records sparsity 0
+  dir=runs/mlp_99/mlp-$dataset-$method-s$tag-seed0
   if [ -f "$dir/summary.json" ]; then continue; fi
   if [ -f "$dir/checkpoint.pt" ]; then
     python cli.py train --resume "$dir"
