@@ -74,10 +74,7 @@ class ClassifyConfig:
             raise ValueError(f"unknown method {self.method!r}; choose from {list(METHOD_NAMES)}")
         if not 0.0 <= self.sparsity < 1.0 or isinstance(self.sparsity, bool):
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
-        for name in ("epochs", "batch_size", "update_interval"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_ints(self, ("epochs", "batch_size", "update_interval"))
         if self.method != "fc":
             check_density(1.0 - self.sparsity)
             self.engine_method()
@@ -101,6 +98,14 @@ PRESETS = {  # per data set: what differs from the paper's MLP protocol
 METHOD_PRESETS = {  # per (data set, method): the paper's choice of removal score (method.md §2.2)
     ("fashion_mnist", "chts"): dict(removal="ri_soft"),  # "RI significantly improves results on Fashion MNIST"
 }
+
+
+def check_positive_ints(config, names: tuple) -> None:
+    """Raise ``ValueError`` naming the first of ``names`` whose value on ``config`` is not an int > 0."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def as_bool(name: str, value) -> bool:

@@ -17,7 +17,7 @@ from ..models import Transformer, beam_search
 from ..sparse import check_density
 from ..topology import init_sparse_model, sparse_layers
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .classify import METHOD_NAMES, as_bool
+from .classify import METHOD_NAMES, as_bool, check_positive_ints
 from .tracking import WANDB_CHOICES, Tracker
 
 
@@ -71,10 +71,8 @@ class TranslateConfig:
             self.sparsity = 0.0
         elif not 0.0 < self.sparsity < 1.0:
             raise ValueError(f"sparsity must be in (0, 1) for a sparse method, got {self.sparsity!r}")
-        for name in ("train_steps", "warmup_steps", "batch_tokens", "update_interval", "eval_every", "beam_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_ints(self, ("train_steps", "warmup_steps", "batch_tokens", "update_interval", "eval_every",
+                                   "beam_size"))
         if self.wandb not in WANDB_CHOICES:
             raise ValueError(f"unknown wandb mode {self.wandb!r}; choose from {list(WANDB_CHOICES)}")
         if self.method != "fc":
