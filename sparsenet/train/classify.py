@@ -120,16 +120,21 @@ def as_bool(name: str, value) -> bool:
 BOOL_OPTIONS = ("equal_partition", "resort", "percolation", "historical_weights", "download", "quiet")
 
 
-def build_config(**options) -> ClassifyConfig:
-    """Defaults, then the data set's preset, then the given (non-None) options."""
-    fields = {f.name for f in dataclasses.fields(ClassifyConfig)}
-    unknown = set(options) - fields
+def merge_options(config_class, options: dict, presets: dict, bool_options: tuple = ()) -> dict:
+    """Preset values overridden by the given non-None ``options`` (flags parsed with ``as_bool``);
+    ``ValueError`` for an option that is not a field of ``config_class``."""
+    unknown = set(options) - {f.name for f in dataclasses.fields(config_class)}
     if unknown:
         raise ValueError(f"unknown options {sorted(unknown)}")
+    return {**presets, **{k: as_bool(k, v) if k in bool_options else v for k, v in options.items() if v is not None}}
+
+
+def build_config(**options) -> ClassifyConfig:
+    """Defaults, then the data set's preset, then the given (non-None) options."""
     dataset = options.get("dataset") or ClassifyConfig.dataset
     method = options.get("method") or ClassifyConfig.method
-    values = {**PRESETS.get(dataset, {}), **METHOD_PRESETS.get((dataset, method), {}),
-              **{k: as_bool(k, v) if k in BOOL_OPTIONS else v for k, v in options.items() if v is not None}}
+    values = merge_options(ClassifyConfig, options,
+                           {**PRESETS.get(dataset, {}), **METHOD_PRESETS.get((dataset, method), {})}, BOOL_OPTIONS)
     if "hidden" in values:
         values["hidden"] = tuple(int(h) for h in (values["hidden"] if isinstance(values["hidden"], (tuple, list))
                                                   else [values["hidden"]]))

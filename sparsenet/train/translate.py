@@ -17,7 +17,7 @@ from ..models import Transformer, beam_search
 from ..sparse import check_density
 from ..topology import init_sparse_model, sparse_layers
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .classify import METHOD_NAMES, as_bool, check_positive_ints
+from .classify import METHOD_NAMES, check_positive_ints, merge_options
 from .tracking import WANDB_CHOICES, Tracker
 
 
@@ -111,17 +111,12 @@ PRESETS = {  # method.md §8.2 (CHTs preprint); "cpu": a model and schedule that
 
 def build_config(**options) -> TranslateConfig:
     """Defaults, then the (dataset, preset) preset, then the given (non-None) options."""
-    fields = {f.name for f in dataclasses.fields(TranslateConfig)}
-    unknown = set(options) - fields
-    if unknown:
-        raise ValueError(f"unknown options {sorted(unknown)}")
     dataset = options.get("dataset") or TranslateConfig.dataset
     preset = options.get("preset") or TranslateConfig.preset
     if (dataset, preset) not in PRESETS and preset != "paper":
         raise ValueError(f"no preset {preset!r} for {dataset}; available: "
                          f"{sorted(p for d, p in PRESETS if d == dataset)}")
-    values = {**PRESETS.get((dataset, preset), {}),
-              **{k: as_bool(k, v) if k == "quiet" else v for k, v in options.items() if v is not None}}
+    values = merge_options(TranslateConfig, options, PRESETS.get((dataset, preset), {}), ("quiet",))
     return TranslateConfig(**values).validate()
 
 
