@@ -11,6 +11,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from ..data.prepare_translation import prepare
 from ..data.translation import BOS, CORPORA, EOS, PAD, bpe_model, encode, read_pairs, token_batches
 from ..evolution import Schedule, TopologyEngine
 from ..models import Transformer, beam_search
@@ -56,6 +57,7 @@ class TranslateConfig:
     regrowth: str | None = None
     seed: int = 0
     data_dir: str | None = None
+    download: bool = False
     out_dir: str = "runs"
     run_name: str | None = None
     wandb: str = "auto"
@@ -105,7 +107,7 @@ PRESETS = {  # method.md §8.2 (CHTs preprint); "cpu": a model and schedule that
     ("wmt17", "paper"): dict(d_ff=2048, batch_tokens=12000, train_steps=80000, warmup_steps=8000, lr_factor=2.0,
                              update_interval=100),
     ("multi30k", "cpu"): dict(d_model=256, heads=4, layers=3, d_ff=512, vocab_size=4000, batch_tokens=1536,
-                              train_steps=3000, warmup_steps=400, lr_factor=1.0, update_interval=100, eval_every=500),
+                              train_steps=6000, warmup_steps=800, lr_factor=1.0, update_interval=100, eval_every=500),
 }
 
 
@@ -116,7 +118,7 @@ def build_config(**options) -> TranslateConfig:
     if (dataset, preset) not in PRESETS and preset != "paper":
         raise ValueError(f"no preset {preset!r} for {dataset}; available: "
                          f"{sorted(p for d, p in PRESETS if d == dataset)}")
-    values = merge_options(TranslateConfig, options, PRESETS.get((dataset, preset), {}), ("quiet",))
+    values = merge_options(TranslateConfig, options, PRESETS.get((dataset, preset), {}), ("quiet", "download"))
     return TranslateConfig(**values).validate()
 
 
@@ -167,6 +169,8 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
     if checkpoint:
         config = TranslateConfig(**checkpoint["config"])
     languages = config.languages
+    if config.download:
+        prepare(config.dataset, config.data_dir)
     processor = bpe_model(config.dataset, config.data_dir, config.vocab_size, languages)
     train_src, train_tgt = read_pairs(config.dataset, "train", config.data_dir, languages)
     valid_src, valid_tgt = read_pairs(config.dataset, "valid", config.data_dir, languages)
@@ -193,11 +197,12 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         engine.load_state_dict(checkpoint["engine"])
-        set_rng_state(checkpoint["rng"], {"data": data_generator})
+        set_rng_state(checkpoint["rng"], {"data": data_generator})  # the epoch's start: its batches are redrawn
         step, epoch, position, best, seconds = (checkpoint[k] for k in ("step", "epoch", "position", "best",
                                                                          "seconds"))
     tracker = Tracker(run_dir, dataclasses.asdict(config), config.wandb, resume=bool(checkpoint))
     tracker.truncate(-(-step // config.eval_every))  # one record per evaluation (and at the last step)
+    epoch_start = data_generator.get_state()
     batches = token_batches(sources, targets, config.batch_tokens, data_generator)
     progress = tqdm(total=config.train_steps, initial=step, disable=config.quiet or None, desc="steps")
     rewarm = method.removal is not None
@@ -205,6 +210,7 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
     while step < config.train_steps:
         if position == len(batches):
             epoch, position = epoch + 1, 0
+            epoch_start = data_generator.get_state()
             batches = token_batches(sources, targets, config.batch_tokens, data_generator)
         loss, _ = _loss(model, batches[position], config.label_smoothing)
         position += 1
@@ -229,7 +235,7 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
                 save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
             save_checkpoint(run_dir / "checkpoint.pt", {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "engine": engine.state_dict(),
-                "rng": rng_state({"data": data_generator}), "step": step, "epoch": epoch, "position": position,
+                "rng": {**rng_state({}), "data": epoch_start}, "step": step, "epoch": epoch, "position": position,
                 "best": best, "seconds": seconds, "config": dataclasses.asdict(config)})
             if not config.quiet:
                 tqdm.write(f"step {step}: train loss {record['train_loss']:.3f}  valid loss {valid_loss:.3f}",
