@@ -19,7 +19,7 @@ RECIPES = {  # which train options each model takes
                       "activation", "download"},
     "transformer": _SHARED | {"preset", "train_steps", "warmup_steps", "lr_factor", "batch_tokens", "eval_every",
                               "beam_size", "length_penalty", "src_lang", "tgt_lang", "d_model", "heads", "layers",
-                              "d_ff", "vocab_size"},
+                              "d_ff", "vocab_size", "download"},
 }
 
 
@@ -106,7 +106,9 @@ class CLI:
             d_ff: Transformer FFN width (paper: 1024 Multi30k, 2048 IWSLT14/WMT17).
             vocab_size: Transformer joint BPE vocabulary (default per data set: 8000 / 10000 / 40000).
             data_dir: data folder (default $SPARSENET_DATA, else ~/.cache/sparsenet).
-            download: MLP: fetch missing data files from the official source (sha256-checked).
+            download: fetch missing data from the official source. MLP: the IDX files (sha256-checked).
+                Transformer: iwslt14 / wmt17 archives, prepared as fairseq's scripts do (sacreBLEU's 13a
+                tokeniser standing in for Moses); multi30k and wmt_sample are read from --data_dir.
             out_dir: parent of the run directory (default runs/).
             run_name: run directory name (default MODEL-DATASET-METHOD-sSPARSITY-seedSEED).
             wandb: auto (offline unless logged in; WANDB_MODE respected), online, offline or off.

@@ -15,6 +15,7 @@ import torch
 from .files import DataError, data_root
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
+PREPARABLE = ("iwslt14", "wmt17")  # corpora that ``--download`` fetches (``prepare_translation``)
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,9 @@ def split_paths(name: str, split: str, data_dir=None, languages: tuple | None = 
     paths = (folder / src_pattern.format(lang=src_lang), folder / tgt_pattern.format(lang=tgt_lang))
     missing = [p.name for p in paths if not p.exists()]
     if missing:
-        raise DataError(f"{name}: {split} split missing in {folder} (expected {', '.join(missing)}); prepare it "
-                        f"there (fairseq's prepare-iwslt14.sh / prepare-wmt14en2de.sh layout) or point --data_dir "
+        how = "pass --download to fetch and prepare it there, " if name in PREPARABLE else ""
+        raise DataError(f"{name}: {split} split missing in {folder} (expected {', '.join(missing)}); {how}prepare "
+                        f"it there (fairseq's prepare-iwslt14.sh / prepare-wmt14en2de.sh layout) or point --data_dir "
                         f"to a folder that has it")
     return paths
 
