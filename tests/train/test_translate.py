@@ -1,4 +1,5 @@
 """The Transformer recipe end to end on a tiny corpus, its schedule, and its one-line data errors."""
+import gzip
 import json
 import subprocess
 import sys
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sparsenet.train import translate
 from sparsenet.train.translate import build_config, inoam
 from tests.train.test_translation_data import _corpus
 
@@ -34,6 +36,38 @@ def test_tiny_run_trains_decodes_and_reports_bleu(tmp_path):
     assert len((run_dir / "test.hyp").read_text().splitlines()) == 80
 
 
+def _records(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines]
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    root = _corpus(tmp_path / "data", lines=80)
+    monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))
+    options = dict(dataset="multi30k", data_dir=str(root), out_dir=str(tmp_path / "runs"), d_model=32, heads=4,
+                   layers=1, d_ff=64, vocab_size=60, train_steps=60, warmup_steps=10, batch_tokens=400,
+                   update_interval=10, eval_every=20, lr_factor=1.0, sparsity=0.5, wandb="off", quiet=True)
+    whole = translate.train(build_config(**options, run_name="whole"))
+    schedule = translate.inoam
+
+    def interrupt_at_step_30(step, config, rewarm):
+        if step == 30:
+            raise KeyboardInterrupt
+        return schedule(step, config, rewarm)
+
+    monkeypatch.setattr(translate, "inoam", interrupt_at_step_30)
+    with pytest.raises(KeyboardInterrupt):
+        translate.train(build_config(**options, run_name="cut"))
+    cut = tmp_path / "runs" / "cut"
+    assert len(_records(cut)) == 1 and not (cut / "summary.json").exists()
+    monkeypatch.setattr(translate, "inoam", schedule)
+    resumed = translate.train(None, resume=cut)
+    assert _records(cut) == _records(Path(whole["run_dir"])) and len(_records(cut)) == 3
+    for key in ("best_valid_loss", "links", "bleu", "sacrebleu"):
+        assert resumed[key] == whole[key]
+    assert (cut / "test.hyp").read_text() == (Path(whole["run_dir"]) / "test.hyp").read_text()
+
+
 def test_inoam_rewarms_after_every_update():
     config = build_config(dataset="multi30k", warmup_steps=100, update_interval=50, lr_factor=1.0, d_model=64)
     assert inoam(150, config, rewarm=True) == 0.0
@@ -51,15 +85,51 @@ def test_iwslt14_without_training_data_is_one_line(tmp_path):
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "iwslt14: train split missing" in lines[0] and "train.en" in lines[0]
+    assert "--download" in lines[0]
     assert not (tmp_path / "runs").exists()
+
+
+def test_iwslt14_trains_from_a_prepared_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "data" / "iwslt14-de-en"
+    folder.mkdir(parents=True)
+    multi30k = _corpus(tmp_path / "source", lines=60) / "multi30k"
+    for split, staged in (("train", "train"), ("valid", "val"), ("test", "test_2016_flickr")):
+        for lang in ("en", "de"):
+            (folder / f"{split}.{lang}").write_text(gzip.decompress((multi30k / f"{staged}.{lang}.gz").read_bytes())
+                                                   .decode())
+    monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))
+    options = dict(dataset="iwslt14", data_dir=str(tmp_path / "data"), out_dir=str(tmp_path / "runs"), d_model=32,
+                   heads=4, layers=1, d_ff=64, vocab_size=60, train_steps=20, warmup_steps=10, batch_tokens=400,
+                   update_interval=10, eval_every=20, lr_factor=1.0, wandb="off", quiet=True)
+    summary = translate.train(build_config(**options, download=True))  # prepared already: no network is touched
+    assert summary["dataset"] == "iwslt14" and summary["sparsity"] == 0.9 and summary["train_steps"] == 20
+    assert len((Path(summary["run_dir"]) / "test.hyp").read_text().splitlines()) == 60
 
 
 def test_presets_and_foreign_options():
     cpu = build_config(dataset="multi30k", preset="cpu")
-    assert cpu.d_model == 256 and cpu.train_steps == 3000
+    assert cpu.d_model == 256 and cpu.train_steps == 6000
     assert build_config(dataset="iwslt14").batch_tokens == 10240
     with pytest.raises(ValueError, match="no preset 'cpu' for wmt17"):
         build_config(dataset="wmt17", preset="cpu")
     result = subprocess.run([sys.executable, "cli.py", "train", "--model", "transformer", "--epochs", "3"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "--epochs do(es) not apply to --model transformer" in result.stderr
+
+
+@pytest.mark.skipif(not (SHARED / "multi30k").exists(), reason="../shared/data/multi30k not present")
+def test_fifty_multi30k_steps_train_and_decode_the_test_set(tmp_path):
+    result = subprocess.run([sys.executable, "cli.py", "train", "--model", "transformer", "--dataset", "multi30k",
+                             "--preset", "cpu", "--train_steps", "50", "--eval_every", "25", "--warmup_steps", "25",
+                             "--data_dir", str(SHARED), "--out_dir", str(tmp_path / "runs"), "--wandb", "off",
+                             "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                            env={"SPARSENET_DATA": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin",
+                                 "HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    records = _records(Path(summary["run_dir"]))
+    assert [r["step"] for r in records] == [25, 50] and records[1]["valid_loss"] < records[0]["valid_loss"]
+    square, ffn = round(0.1 * 256 * 256), round(0.1 * 256 * 512)  # links per layer, rounded per layer
+    assert summary["links"] == 3 * (4 * square + 2 * ffn) + 3 * (8 * square + 2 * ffn)  # 3 encoder + 3 decoder
+    hypotheses = (Path(summary["run_dir"]) / "test.hyp").read_text().splitlines()
+    assert len(hypotheses) == 1000 and summary["bleu"] >= 0.0
