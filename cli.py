@@ -11,7 +11,7 @@ from sparsenet.runtime import tune_cpu_allocator
 
 DEFAULTS = dict(method="chts", seed=0, download=False, out_dir="runs", wandb="auto", quiet=False)
 _SHARED = {"dataset", "method", "sparsity", "seed", "init", "weights", "beta", "removal", "regrowth", "zeta",
-           "update_interval", "data_dir", "out_dir", "run_name", "wandb", "quiet"}
+           "update_interval", "init_topology", "data_dir", "out_dir", "run_name", "wandb", "quiet"}
 RECIPES = {  # which train options each model takes
     "mlp": _SHARED | {"epochs", "r", "degree_dist", "equal_partition", "resort", "percolation", "early_stop",
                       "density_schedule", "historical_weights", "exponent_start", "exponent_end", "zeta_decay",
@@ -29,7 +29,7 @@ class CLI:
     def train(self, model: str = "mlp", dataset: str | None = None, method: str = "chts", sparsity: float | None = None,
               seed: int = 0, init: str | None = None, weights: str | None = None, beta: float | None = None,
               removal: str | None = None, regrowth: str | None = None, zeta: float | None = None,
-              update_interval: int | None = None, epochs: int | None = None, r: float | None = None,
+              update_interval: int | None = None, init_topology: str | None = None, epochs: int | None = None, r: float | None = None,
               degree_dist: str | None = None, equal_partition: bool | None = None, resort: bool | None = None,
               percolation: bool | None = None, early_stop: float | None = None, density_schedule: str | None = None,
               historical_weights: bool | None = None, exponent_start: float | None = None,
@@ -70,6 +70,9 @@ class CLI:
             zeta: removal fraction per update, in [0, 1) (default 0.3).
             update_interval: between topology updates: epochs for the MLP (default 1), optimizer steps for
                 the Transformer (default 200 Multi30k, 100 IWSLT14/WMT17).
+            init_topology: a run directory (or its checkpoint.pt / best.pt) whose final topology every sparse
+                layer starts from instead of --init (the paper's Appendix C: static sparse training on the
+                topology CHTs found); layer shapes must match. Values are initialised afresh by --weights.
             epochs: MLP training epochs (default 100; 30 for digits).
             r: MLP, BRF locality (default 0.25).
             degree_dist: MLP, BRF degree distribution, fixed or uniform.

@@ -9,11 +9,11 @@ from .csti import abs_correlation, csti
 from .er import er
 from .measures import (ITOPTracker, active_neuron_rate, active_neurons, credit_assignment_paths, degrees,
                        mean_ring_distance, overlap, powerlaw_exponent)
-from .plan import DISTRIBUTIONS, init_sparse_model, layer_densities, sparse_layers
+from .plan import DISTRIBUTIONS, copy_topology, init_sparse_model, layer_densities, sparse_layers
 from .registry import INITIALIZERS, make_topology
 from .weights import WEIGHT_INITS, init_values
 
 __all__ = ["DISTRIBUTIONS", "INITIALIZERS", "ITOPTracker", "WEIGHT_INITS", "abs_correlation", "active_neuron_rate",
-           "active_neurons", "brf", "bsf", "bsw", "credit_assignment_paths", "csti", "degrees", "equal_partition",
+           "active_neurons", "brf", "bsf", "bsw", "copy_topology", "credit_assignment_paths", "csti", "degrees", "equal_partition",
            "er", "init_sparse_model", "init_values", "lattice", "layer_densities", "make_topology",
            "mean_ring_distance", "overlap", "powerlaw_exponent", "resort", "sparse_layers"]

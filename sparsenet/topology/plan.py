@@ -67,3 +67,22 @@ def init_sparse_model(model: nn.Module, init: str = "er", density: float = 0.01,
     for layer, indices in zip(layers, topologies):
         layer.set_topology(indices.to(layer.indices.device))
         init_values(layer, weights, generator)
+
+
+@torch.no_grad()
+def copy_topology(model: nn.Module, topologies: dict[str, torch.Tensor], weights: str = "swi",
+                  generator: torch.Generator | None = None) -> None:
+    """Give every ``SparseLinear`` of ``model`` the links of ``topologies[name]`` (``(2, nnz)`` int64,
+    row-major sorted; e.g. another run's final topology) and fresh ``weights`` values, in place.
+
+    ``ValueError`` unless the model's sparse layers and ``topologies`` name the same layers; a topology out
+    of a layer's bounds is refused by ``SparseLinear.set_topology``.
+    """
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, SparseLinear)}
+    if set(layers) != set(topologies):
+        missing, extra = sorted(set(layers) - set(topologies)), sorted(set(topologies) - set(layers))
+        raise ValueError(f"the topology does not fit this model: layers without a topology {missing[:3]}, "
+                         f"topologies without a layer {extra[:3]}")
+    for name, layer in layers.items():
+        layer.set_topology(topologies[name].to(layer.indices.device))
+        init_values(layer, weights, generator)

@@ -51,3 +51,17 @@ def set_rng_state(state: dict, generators: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
     for name, generator in generators.items():
         generator.set_state(state[name])
+
+
+def load_topologies(path: str | Path) -> dict:
+    """The sparse layers' links saved by a run: ``{layer name: indices (2, nnz) int64}`` from ``path``'s
+    ``model`` state (a run directory means its ``checkpoint.pt``, the run's last topology)."""
+    path = Path(path)
+    file = path / "checkpoint.pt" if path.is_dir() else path
+    if not file.exists():
+        raise ValueError(f"--init_topology {path}: no {file.name} there")
+    state = load_checkpoint(file).get("model", {})
+    topologies = {key[:-len(".indices")]: value for key, value in state.items() if key.endswith(".indices")}
+    if not topologies:
+        raise ValueError(f"--init_topology {path}: {file.name} holds no sparse layer (a dense run?)")
+    return topologies

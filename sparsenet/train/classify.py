@@ -14,8 +14,8 @@ from ..data import VisionData, load_vision
 from ..evolution import DensitySchedule, Schedule, TopologyEngine, make_method
 from ..models import MLP
 from ..sparse import check_density
-from ..topology import init_sparse_model, sparse_layers
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..topology import copy_topology, init_sparse_model, sparse_layers
+from .checkpoint import load_checkpoint, load_topologies, rng_state, save_checkpoint, set_rng_state
 from .tracking import WANDB_CHOICES, Tracker
 
 METHOD_NAMES = ("fc", "static", "set", "rigl", "mest", "cht", "chts", "chtss")
@@ -54,6 +54,7 @@ class ClassifyConfig:
     exponent_start: float = 1.0          # soft removal exponent, linear over the update window
     exponent_end: float = 3.0
     activation: str = "relu"
+    init_topology: str | None = None
     seed: int = 0
     data_dir: str | None = None
     download: bool = False
@@ -75,6 +76,7 @@ class ClassifyConfig:
         if not 0.0 <= self.sparsity < 1.0 or isinstance(self.sparsity, bool):
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
         check_positive_ints(self, ("epochs", "batch_size", "update_interval"))
+        check_init_topology(self)
         if self.method != "fc":
             check_density(1.0 - self.sparsity)
             self.engine_method()
@@ -120,6 +122,16 @@ def as_bool(name: str, value) -> bool:
 BOOL_OPTIONS = ("equal_partition", "resort", "percolation", "historical_weights", "download", "quiet")
 
 
+def check_init_topology(config) -> None:
+    """``--init_topology`` needs a sparse method and an existing run directory or checkpoint file."""
+    if config.init_topology is None:
+        return
+    if config.method == "fc":
+        raise ValueError("--init_topology needs a sparse method (the dense model has no topology)")
+    if not Path(config.init_topology).exists():
+        raise ValueError(f"--init_topology {config.init_topology}: no such run directory or checkpoint")
+
+
 def merge_options(config_class, options: dict, presets: dict, bool_options: tuple = ()) -> dict:
     """Preset values overridden by the given non-None ``options`` (flags parsed with ``as_bool``);
     ``ValueError`` for an option that is not a field of ``config_class``."""
@@ -151,6 +163,8 @@ def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator)
         init_sparse_model(model, method.init, density, method.weights, generator=generator,
                           equal_partition=config.equal_partition, resort=config.resort,
                           **_init_options(method.init, config, data))
+    if config.init_topology:
+        copy_topology(model, load_topologies(config.init_topology), method.weights, generator)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, config.lr_end_factor,

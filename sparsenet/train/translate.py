@@ -16,9 +16,9 @@ from ..data.translation import BOS, CORPORA, EOS, PAD, bpe_model, encode, read_p
 from ..evolution import Schedule, TopologyEngine
 from ..models import Transformer, beam_search
 from ..sparse import check_density
-from ..topology import init_sparse_model, sparse_layers
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .classify import METHOD_NAMES, check_positive_ints, merge_options
+from ..topology import copy_topology, init_sparse_model, sparse_layers
+from .checkpoint import load_checkpoint, load_topologies, rng_state, save_checkpoint, set_rng_state
+from .classify import METHOD_NAMES, check_init_topology, check_positive_ints, merge_options
 from .tracking import WANDB_CHOICES, Tracker
 
 
@@ -55,6 +55,7 @@ class TranslateConfig:
     beta: float = 0.25
     removal: str | None = None
     regrowth: str | None = None
+    init_topology: str | None = None
     seed: int = 0
     data_dir: str | None = None
     download: bool = False
@@ -75,6 +76,7 @@ class TranslateConfig:
             raise ValueError(f"sparsity must be in (0, 1) for a sparse method, got {self.sparsity!r}")
         check_positive_ints(self, ("train_steps", "warmup_steps", "batch_tokens", "update_interval", "eval_every",
                                    "beam_size"))
+        check_init_topology(self)
         if self.wandb not in WANDB_CHOICES:
             raise ValueError(f"unknown wandb mode {self.wandb!r}; choose from {list(WANDB_CHOICES)}")
         if self.method != "fc":
@@ -186,6 +188,8 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
     if density is not None:
         init_sparse_model(model, method.init, density, method.weights, generator=init_generator,
                           **({"beta": config.beta} if method.init == "bsw" else {}))
+        if config.init_topology:
+            copy_topology(model, load_topologies(config.init_topology), method.weights, init_generator)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.0, betas=(0.9, 0.998))
     schedule = Schedule(config.update_interval, config.train_steps, config.zeta, method.zeta_decay)
     engine = TopologyEngine(model, optimizer, method, schedule, density=density, seed=config.seed)

@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
+from sparsenet.train.checkpoint import load_checkpoint
 from sparsenet.train.classify import METHOD_NAMES, build_config, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,3 +98,21 @@ def test_presets_follow_the_paper_and_yield_to_options():
     digits = build_config()
     assert digits.hidden == (128, 128, 128) and digits.epochs == 30 and digits.sparsity == 0.9
     assert build_config(dataset="mnist").hidden == (1568, 1568, 1568) and build_config(dataset="mnist").epochs == 100
+
+
+def test_static_training_starts_from_another_runs_final_topology(tmp_path):
+    chts = train(_config(tmp_path, method="chts", run_name="chts"))
+    static = train(_config(tmp_path, method="static", init_topology=chts["run_dir"], run_name="sst", epochs=1))
+    found = {k: v for k, v in load_checkpoint(Path(chts["run_dir"]) / "checkpoint.pt")["model"].items()
+             if k.endswith(".indices")}
+    kept = load_checkpoint(Path(static["run_dir"]) / "checkpoint.pt")["model"]
+    assert all(torch.equal(kept[k], v) for k, v in found.items()) and static["links"] == chts["links"]
+    fresh = train(_config(tmp_path, method="static", run_name="fresh", epochs=1))
+    assert not all(torch.equal(load_checkpoint(Path(fresh["run_dir"]) / "checkpoint.pt")["model"][k], v)
+                   for k, v in found.items())
+    with pytest.raises(ValueError, match="--init_topology needs a sparse method"):
+        _config(tmp_path, method="fc", init_topology=chts["run_dir"])
+    with pytest.raises(ValueError, match="no such run directory"):
+        _config(tmp_path, method="static", init_topology=str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="does not fit this model"):
+        train(_config(tmp_path, method="static", init_topology=chts["run_dir"], hidden=(64, 64, 64), run_name="x"))
