@@ -1,0 +1,255 @@
+"""Sweeps: the YAMLs in sweeps/ are valid W&B sweeps of valid train runs; expansion; the local runner
+(finish, skip, resume, record failures, dry run) on a tiny 2x2 grid; W&B is not touched when logged out."""
+import itertools
+import json
+import math
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+import cli
+from sparsenet.train import classify, sweeps, translate
+
+ROOT = Path(__file__).resolve().parents[2]
+SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
+OPTIONS = sweeps.train_options(cli.CLI.train)
+COMMAND = ["${env}", "${interpreter}", "${program}", "train", "${args}"]
+TINY = {"dataset": {"value": "mnist"}, "data_dir": {"value": str(ROOT / "tests" / "data")},
+        "hidden": {"value": "32,32"}, "epochs": {"value": 1}, "sparsity": {"value": 0.8}}
+
+
+def _spec(search="grid", **parameters):
+    return {"program": "cli.py", "method": search, "parameters": parameters}
+
+
+# ----------------------------------------------------------------------------------------------- sweep files
+
+def test_the_paper_sweeps_and_their_cpu_twins_exist():
+    names = {path.stem for path in SWEEPS}
+    paper = {"mlp_99", "transformer_90", "transformer_95", "ablation_init", "ablation_init_bsw",
+             "ablation_init_bsf_fixes", "ablation_removal", "ablation_regrowth", "zeta", "sst_vs_chts"}
+    assert paper | {name + "_cpu" for name in paper} == names
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
+def test_sweep_file_is_a_wandb_sweep_of_valid_train_runs(path, tmp_path):
+    spec = sweeps.load_sweep(path)
+    sweeps.check_sweep(spec, OPTIONS)
+    assert spec["program"] == "cli.py" and spec["command"] == COMMAND and spec["project"] == "sparsenet"
+    assert spec["name"] == path.stem and "method.md §" in spec["description"]  # cites the paper's result
+    runs = sweeps.expand(spec)
+    assert len({sweeps.run_name(params) for params in runs}) == len(runs)
+    for params in runs:
+        options = dict(params, init_topology=str(tmp_path)) if "init_topology" in params else dict(params)
+        model = options.pop("model", "mlp")
+        assert set(options) <= cli.RECIPES[model]
+        (classify if model == "mlp" else translate).build_config(**options)
+    assert spec["metric"]["name"] == ("best_test_accuracy" if model == "mlp" else "bleu")
+
+
+def test_sst_sources_are_the_run_directories_of_the_mlp_99_chts_runs():
+    for suffix in ("", "_cpu"):
+        sources = sweeps.load_sweep(ROOT / "sweeps" / f"sst_vs_chts{suffix}.yaml")["parameters"]["init_topology"]
+        mlp = sweeps.load_sweep(ROOT / "sweeps" / f"mlp_99{suffix}.yaml")
+        chts = [sweeps.run_name(p) for p in sweeps.expand(mlp) if p["method"] == "chts" and p["dataset"] == "mnist"]
+        assert sources["values"] == [f"runs/mlp_99{suffix}/{name}" for name in chts]
+
+
+# ------------------------------------------------------------------------------------------------ load, check
+
+def test_load_sweep_errors_are_one_line(tmp_path):
+    with pytest.raises(ValueError, match="no sweep file"):
+        sweeps.load_sweep(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: grid\nparameters: {seed: [0, 1\n")
+    with pytest.raises(ValueError, match=r"not valid YAML \(line \d+\)") as error:
+        sweeps.load_sweep(bad)
+    assert "\n" not in str(error.value)
+
+
+def test_typo_parameter_names_the_closest_option():
+    spec = sweeps.load_sweep(ROOT / "sweeps" / "mlp_99.yaml")
+    spec["parameters"]["sparsty"] = spec["parameters"].pop("sparsity")
+    with pytest.raises(ValueError, match="unknown parameter 'sparsty'.*did you mean 'sparsity'"):
+        sweeps.check_sweep(spec, OPTIONS)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.update(metrics={}), "unknown sweep key 'metrics'.*did you mean 'metric'"),
+    (lambda s: s.pop("program"), "no 'program'"),
+    (lambda s: s.update(method="hyperband"), "unknown sweep method"),
+    (lambda s: s.update(method="bayes"), "bayes sweep needs a metric"),
+    (lambda s: s.update(command=["python", "cli.py", "${args}"]), "'command' must be a list with train"),
+    (lambda s: s["parameters"].update(seed={"value": 0, "values": [0, 1]}), "exactly one of value, values"),
+    (lambda s: s["parameters"].update(seed=[0, 1]), "exactly one of value, values"),
+    (lambda s: s["parameters"].update(seed={"values": []}), "non-empty list"),
+    (lambda s: s["parameters"].update(zeta={"distribution": "uniform", "min": 0.1, "max": 0.5}),
+     "grid sweep takes value or values"),
+    (lambda s: s["parameters"].update(zeta={"distribution": "unifrom", "min": 0.1, "max": 0.5}),
+     "did you mean 'uniform'"),
+    (lambda s: s["parameters"].update(zeta={"values": [0.1, 0.2], "probabilities": [0.5, 0.6]}), "summing to 1"),
+])
+def test_check_sweep_rejects(change, message):
+    spec = _spec(seed={"values": [0, 1]})
+    change(spec)
+    with pytest.raises(ValueError, match=message):
+        sweeps.check_sweep(spec, OPTIONS)
+
+
+def test_random_sweep_with_distributions_is_valid():
+    spec = _spec("random", zeta={"min": 0.1, "max": 0.5}, epochs={"min": 1, "max": 5},
+                 lr={"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-1})
+    sweeps.check_sweep(spec, OPTIONS)
+    assert sweeps.parameter_distribution("epochs", spec["parameters"]["epochs"]) == "int_uniform"
+    assert sweeps.parameter_distribution("zeta", spec["parameters"]["zeta"]) == "uniform"
+
+
+# ---------------------------------------------------------------------------------------------------- expand
+
+def test_grid_is_the_full_product_in_a_stable_order():
+    spec = sweeps.load_sweep(ROOT / "sweeps" / "mlp_99.yaml")
+    runs = sweeps.expand(spec)
+    axes = [p["values"] for p in spec["parameters"].values() if "values" in p]
+    assert len(runs) == math.prod(len(axis) for axis in axes) == 54
+    assert [(r["dataset"], r["method"], r["seed"]) for r in runs] == list(itertools.product(*axes))
+    assert all(r["sparsity"] == 0.99 for r in runs)
+    assert sweeps.expand(spec) == runs
+    assert sweeps.expand(spec, count=5) == runs[:5]
+
+
+def test_random_draws_are_seeded_and_follow_their_distributions():
+    spec = _spec("random", zeta={"distribution": "uniform", "min": 0.1, "max": 0.5},
+                 epochs={"distribution": "int_uniform", "min": 1, "max": 5},
+                 lr={"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-1},
+                 batch_size={"distribution": "q_uniform", "min": 16, "max": 128, "q": 16},
+                 momentum={"distribution": "normal", "mu": 0.9, "sigma": 0.01},
+                 method={"values": ["set", "chts"], "probabilities": [0.0, 1.0]},
+                 seed={"values": [0, 1, 2]}, dataset={"value": "mnist"})
+    runs = sweeps.expand(spec, count=300, seed=3)
+    assert runs == sweeps.expand(spec, count=300, seed=3) != sweeps.expand(spec, count=300, seed=4)
+    assert all(0.1 <= r["zeta"] <= 0.5 and 1e-4 <= r["lr"] <= 1e-1 for r in runs)
+    assert {r["epochs"] for r in runs} == {1, 2, 3, 4, 5} and {r["seed"] for r in runs} == {0, 1, 2}
+    assert all(isinstance(r["batch_size"], int) and r["batch_size"] % 16 == 0 for r in runs)
+    assert sum(r["lr"] < 1e-2 for r in runs) > 150  # log-uniform: 2 of 3 decades below 1e-2
+    assert abs(sum(r["momentum"] for r in runs) / len(runs) - 0.9) < 0.005
+    assert {r["method"] for r in runs} == {"chts"} and {r["dataset"] for r in runs} == {"mnist"}
+
+
+def test_random_needs_a_count_and_refuses_unsupported_distributions():
+    with pytest.raises(ValueError, match="needs a count"):
+        sweeps.expand(_spec("random", seed={"values": [0, 1]}))
+    assert len(sweeps.expand({**_spec("random", seed={"values": [0, 1]}), "run_cap": 7})) == 7
+    with pytest.raises(ValueError, match="beta distribution is not drawn locally"):
+        sweeps.expand(_spec("random", zeta={"distribution": "beta", "a": 2, "b": 3}), count=2)
+
+
+def test_run_name_is_readable_deterministic_and_hashed():
+    params = {"dataset": "mnist", "method": "chts", "seed": 0, "sparsity": 0.99}
+    name = sweeps.run_name(params)
+    assert name.startswith("mnist-chts-seed0-sparsity0.99-") and len(name.rsplit("-", 1)[1]) == 8
+    assert sweeps.run_name(dict(reversed(params.items()))) == name
+    assert sweeps.run_name({**params, "seed": 1}) != name
+    assert sweeps.run_name({**params, "init_topology": "runs/a/b"}).count("/") == 0
+
+
+# ---------------------------------------------------------------------------------------------- local runner
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    """The 2x2 grid (set/static x seed 0/1) of 1-epoch MLP runs, run once with two workers."""
+    runs_dir = tmp_path_factory.mktemp("runs")
+    spec = _spec(**TINY, method={"values": ["set", "static"]}, seed={"values": [0, 1]})
+    lines = []
+    counts = sweeps.run_local(spec, "tiny.yaml", runs_dir=runs_dir, workers=2, wandb="off", printer=lines.append)
+    return spec, runs_dir, counts, lines
+
+
+def _run_dirs(spec, runs_dir):
+    return [Path(runs_dir) / "tiny" / sweeps.run_name(p) for p in sweeps.expand(spec)]
+
+
+def test_local_runs_all_finish(tiny_sweep):
+    spec, runs_dir, counts, lines = tiny_sweep
+    assert counts == {"total": 4, "skipped": 0, "finished": 4, "failed": 0}
+    for run_dir in _run_dirs(spec, runs_dir):
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["epochs"] == 1 and summary["method"] in ("set", "static")
+        assert (runs_dir / "tiny" / "logs" / f"{run_dir.name}.log").exists()
+    assert not (runs_dir / "tiny" / "failed.jsonl").exists()
+    assert "4 finished, 0 failed" in lines[-1]
+
+
+def test_second_call_skips_finished_runs(tiny_sweep):
+    spec, runs_dir, _, _ = tiny_sweep
+    counts = sweeps.run_local(spec, "tiny.yaml", runs_dir=runs_dir, wandb="off", printer=lambda line: None)
+    assert counts == {"total": 4, "skipped": 4, "finished": 0, "failed": 0}
+
+
+def test_run_without_summary_resumes_from_its_checkpoint(tiny_sweep):
+    spec, runs_dir, _, _ = tiny_sweep
+    run_dir = _run_dirs(spec, runs_dir)[2]
+    (run_dir / "summary.json").unlink()
+    lines = []
+    sweeps.run_local(spec, "tiny.yaml", runs_dir=runs_dir, dry_run=True, wandb="off", printer=lines.append)
+    assert [shlex.split(line)[2:] for line in lines] == [["train", f"--resume={run_dir}"]]
+    counts = sweeps.run_local(spec, "tiny.yaml", runs_dir=runs_dir, wandb="off", printer=lambda line: None)
+    assert counts == {"total": 4, "skipped": 3, "finished": 1, "failed": 0}
+    assert (run_dir / "summary.json").exists()
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1  # continued, not retrained
+
+
+def test_failing_run_is_recorded_and_the_others_finish(tmp_path):
+    spec = _spec(**{**TINY, "sparsity": {"values": [0.8, 1.5]}}, method={"value": "set"})
+    lines = []
+    counts = sweeps.run_local(spec, "bad.yaml", runs_dir=tmp_path, workers=2, wandb="off", printer=lines.append)
+    assert counts == {"total": 2, "skipped": 0, "finished": 1, "failed": 1}
+    [record] = [json.loads(line) for line in (tmp_path / "bad" / "failed.jsonl").read_text().splitlines()]
+    assert record["params"]["sparsity"] == 1.5 and record["returncode"] != 0
+    assert "sparsity must be in" in record["error"] and Path(record["log"]).exists()
+    assert (tmp_path / "bad" / sweeps.run_name({**record["params"], "sparsity": 0.8}) / "summary.json").exists()
+    assert any(line.startswith("failed: ") for line in lines)
+
+
+def test_dry_run_prints_every_command_and_creates_nothing(tmp_path):
+    spec = sweeps.load_sweep(ROOT / "sweeps" / "mlp_99_cpu.yaml")
+    lines = []
+    counts = sweeps.run_local(spec, "sweeps/mlp_99_cpu.yaml", runs_dir=tmp_path / "runs", dry_run=True,
+                              extra_args=["--data_dir=/data"], printer=lines.append)
+    assert counts == {"total": 12, "skipped": 0, "finished": 0, "failed": 0} and len(lines) == 12
+    first = shlex.split(lines[0])
+    out_dir = tmp_path / "runs" / "mlp_99_cpu"
+    assert first[:3] == [sys.executable, str(ROOT / "cli.py"), "train"]
+    assert first[3:] == ["--dataset=mnist", "--method=fc", "--seed=0", "--sparsity=0.99", "--epochs=5",
+                         "--download=True", f"--out_dir={out_dir}",
+                         f"--run_name={sweeps.run_name(sweeps.expand(spec)[0])}", "--wandb=offline", "--quiet",
+                         "--data_dir=/data"]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_runner_owned_options_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="sets --out_dir itself"):
+        sweeps.run_local(_spec(out_dir={"value": "x"}), "s.yaml", runs_dir=tmp_path, dry_run=True)
+
+
+def test_several_workers_share_the_cores(monkeypatch):
+    monkeypatch.setattr(sweeps.os, "cpu_count", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert sweeps.child_env(4)["OMP_NUM_THREADS"] == sweeps.child_env(4)["MKL_NUM_THREADS"] == "2"
+    assert sweeps.child_env(16)["OMP_NUM_THREADS"] == "1"
+    assert "OMP_NUM_THREADS" not in sweeps.child_env(1)
+
+
+# -------------------------------------------------------------------------------------------------------- W&B
+
+def test_wandb_sweep_is_not_created_when_logged_out(monkeypatch, tmp_path):
+    import wandb
+    calls = []
+    monkeypatch.setattr(wandb, "sweep", lambda *args, **kwargs: calls.append(args))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ValueError, match="not logged in to W&B"):
+        sweeps.run_wandb(sweeps.load_sweep(ROOT / "sweeps" / "mlp_99_cpu.yaml"), agents=0)
+    assert calls == []
