@@ -24,7 +24,7 @@ RECIPES = {  # which train options each model takes
 
 
 class CLI:
-    """sparsenet: truly sparse dynamic sparse training. Commands: train, bench, inspect."""
+    """sparsenet: truly sparse dynamic sparse training. Commands: train, sweep, table, memory, bench, inspect."""
 
     def train(self, model: str = "mlp", dataset: str | None = None, method: str = "chts", sparsity: float | None = None,
               seed: int = 0, init: str | None = None, weights: str | None = None, beta: float | None = None,
@@ -153,6 +153,47 @@ class CLI:
               f"the sparse layers, {summary['nnz']:,} parameters in all (dense model: {summary['dense_params']:,}); "
               f"{summary['train_seconds']:.1f} s of training")
         print(json.dumps(summary))
+
+    def sweep(self, path: str, local: bool = False, dry_run: bool = False, workers: int = 1, count: int | None = None,
+              seed: int = 0, runs_dir: str = "runs", data_dir: str | None = None, wandb: str = "offline",
+              agents: int = 1, project: str | None = None, entity: str | None = None):
+        """Run a W&B sweep YAML (sweeps/*.yaml): on W&B when you are logged in, else here.
+
+        Logged in (and without --local): creates the sweep with the W&B API and runs --agents agents here
+        (--agents 0 prints the `wandb agent ENTITY/PROJECT/ID` command to start them on other machines).
+        Offline or with --local: expands the YAML (grid: every combination; random/bayes: --count seeded
+        draws) and runs the runs here into RUNS_DIR/SWEEP/RUN_NAME, --workers at a time. A failed run is
+        recorded in RUNS_DIR/SWEEP/failed.jsonl and the sweep goes on; running the sweep again skips
+        finished runs and resumes interrupted ones.
+
+        Args:
+            path: the sweep YAML, e.g. sweeps/mlp_99_cpu.yaml.
+            local: run here even when logged in to W&B.
+            dry_run: print the commands of the runs still to do; run nothing.
+            workers: local runs at a time (CPU threads are split between them).
+            count: random/bayes: number of runs (required); grid: run only the first COUNT.
+            seed: seed of the random draws (not of the runs: that is the sweep's `seed` parameter).
+            runs_dir: parent of the sweep's folder (default runs/).
+            data_dir: passed to every local run as --data_dir (e.g. ../shared/data).
+            wandb: W&B mode of local runs: offline (default), online, auto or off.
+            agents: W&B agents to run here; 0 prints the agent command instead.
+            project: W&B project (default the YAML's `project`, else sparsenet).
+            entity: W&B entity (default your default entity).
+        """
+        from sparsenet.train import sweeps
+        from sparsenet.train.tracking import wandb_mode
+        try:
+            spec = sweeps.load_sweep(path)
+            sweeps.check_sweep(spec, sweeps.train_options(CLI.train))
+            if local or dry_run or wandb_mode("auto") != "online":
+                extra = [f"--data_dir={data_dir}"] if data_dir else []
+                counts = sweeps.run_local(spec, path, runs_dir, workers, count, seed, dry_run, extra, wandb)
+                if counts["failed"]:
+                    raise SystemExit(1)
+            else:
+                sweeps.run_wandb(spec, project, entity, agents, count)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}")
 
     def bench(self, repeats: int = 20, warmup: int = 5, threads: int | None = None):
         """Print the layer speed/memory table: dense vs dense+mask vs SparseLinear.

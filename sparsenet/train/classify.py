@@ -16,7 +16,7 @@ from ..models import MLP
 from ..sparse import check_density
 from ..topology import copy_topology, init_sparse_model, sparse_layers
 from .checkpoint import load_checkpoint, load_topologies, rng_state, save_checkpoint, set_rng_state
-from .tracking import WANDB_CHOICES, Tracker
+from .tracking import WANDB_CHOICES, Tracker, default_run_name
 
 METHOD_NAMES = ("fc", "static", "set", "rigl", "mest", "cht", "chts", "chtss")
 
@@ -91,7 +91,8 @@ class ClassifyConfig:
 
     @property
     def name(self) -> str:
-        return self.run_name or f"mlp-{self.dataset}-{self.method}-s{self.sparsity:g}-seed{self.seed}"
+        base = f"mlp-{self.dataset}-{self.method}-s{self.sparsity:g}-seed{self.seed}"
+        return self.run_name or default_run_name(base)
 
 
 PRESETS = {  # per data set: what differs from the paper's MLP protocol

@@ -30,6 +30,14 @@ def wandb_mode(choice: str) -> str:
     return os.environ.get("WANDB_MODE") or ("online" if _logged_in() else "offline")
 
 
+def default_run_name(base: str) -> str:
+    """``base``, plus the W&B run id when a W&B sweep agent launched this run (its runs would otherwise
+    share one directory whenever the swept option is not part of ``base``)."""
+    if os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID"):
+        return f"{base}-{os.environ['WANDB_RUN_ID']}"
+    return base
+
+
 class Tracker:
     """Writes the run directory's files and mirrors metrics to W&B (project ``sparsenet``)."""
 

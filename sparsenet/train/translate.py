@@ -19,7 +19,7 @@ from ..sparse import check_density
 from ..topology import copy_topology, init_sparse_model, sparse_layers
 from .checkpoint import load_checkpoint, load_topologies, rng_state, save_checkpoint, set_rng_state
 from .classify import METHOD_NAMES, check_init_topology, check_positive_ints, merge_options
-from .tracking import WANDB_CHOICES, Tracker
+from .tracking import WANDB_CHOICES, Tracker, default_run_name
 
 
 @dataclass
@@ -98,7 +98,8 @@ class TranslateConfig:
 
     @property
     def name(self) -> str:
-        return self.run_name or f"transformer-{self.dataset}-{self.method}-s{self.sparsity:g}-seed{self.seed}"
+        base = f"transformer-{self.dataset}-{self.method}-s{self.sparsity:g}-seed{self.seed}"
+        return self.run_name or default_run_name(base)
 
 
 PRESETS = {  # method.md §8.2 (CHTs preprint); "cpu": a model and schedule that train on a laptop CPU

@@ -1,0 +1,40 @@
+"""`python cli.py sweep`: the acceptance dry run, one-line errors, and sweep-agent run names."""
+import subprocess
+import sys
+from pathlib import Path
+
+from sparsenet.train.classify import build_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "cli.py", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_dry_run_lists_every_run_of_the_cpu_mlp_table(tmp_path):
+    result = _cli("sweep", "sweeps/mlp_99_cpu.yaml", "--local", "--dry_run", "--runs_dir", str(tmp_path),
+                  "--data_dir", "../shared/data")
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout.strip().splitlines()
+    assert len(commands) == 6 * 2  # methods x seeds
+    assert all(" train " in c and "--data_dir=../shared/data" in c and f"--out_dir={tmp_path}/mlp_99_cpu" in c
+               for c in commands)
+    assert {c.split("--method=")[1].split()[0] for c in commands} == {"fc", "set", "rigl", "mest", "cht", "chts"}
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_typo_in_a_sweep_is_one_line(tmp_path):
+    sweep = tmp_path / "typo.yaml"
+    sweep.write_text("program: cli.py\nmethod: grid\nparameters:\n  sparsty:\n    values: [0.9]\n")
+    result = _cli("sweep", str(sweep), "--local")
+    assert result.returncode != 0
+    assert result.stderr.strip() == "error: unknown parameter 'sparsty': not a train option (did you mean 'sparsity'?)"
+
+
+def test_runs_launched_by_a_wandb_agent_get_their_own_directory(monkeypatch):
+    assert build_config(method="set").name == "mlp-digits-set-s0.9-seed0"
+    monkeypatch.setenv("WANDB_SWEEP_ID", "sweep1")
+    monkeypatch.setenv("WANDB_RUN_ID", "run7")
+    assert build_config(method="set").name == "mlp-digits-set-s0.9-seed0-run7"
+    assert build_config(method="set", run_name="mine").name == "mine"
