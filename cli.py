@@ -195,6 +195,24 @@ class CLI:
         except ValueError as error:
             raise SystemExit(f"error: {error}")
 
+    def table(self, path: str, runs: str = "runs", wandb: str | None = None, out: str | None = None):
+        """Print a sweep's results as a markdown table in the paper's layout and write it with a PNG plot.
+
+        Groups the finished runs by the sweep's non-seed parameters: mean ± standard error over seeds,
+        the best per column in bold, the paper's number beside ours where method.md §7 has one.
+
+        Args:
+            path: the sweep YAML, e.g. sweeps/mlp_99_cpu.yaml.
+            runs: the folder holding the sweep's runs (default runs/: the local runner's runs/SWEEP/).
+            wandb: ENTITY/PROJECT to read the runs from W&B instead (online).
+            out: the markdown file to write (default runs/SWEEP/table.md); the PNG goes beside it.
+        """
+        from sparsenet.train.table import build_table
+        try:
+            print(build_table(path, runs, wandb, out))
+        except ValueError as error:
+            raise SystemExit(f"error: {error}")
+
     def bench(self, repeats: int = 20, warmup: int = 5, threads: int | None = None):
         """Print the layer speed/memory table: dense vs dense+mask vs SparseLinear.
 
