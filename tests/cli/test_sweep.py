@@ -38,3 +38,9 @@ def test_runs_launched_by_a_wandb_agent_get_their_own_directory(monkeypatch):
     monkeypatch.setenv("WANDB_RUN_ID", "run7")
     assert build_config(method="set").name == "mlp-digits-set-s0.9-seed0-run7"
     assert build_config(method="set", run_name="mine").name == "mine"
+
+
+def test_table_without_finished_runs_is_one_line(tmp_path):
+    result = _cli("table", "sweeps/mlp_99_cpu.yaml", "--runs", str(tmp_path))
+    assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("error: no finished run of sweep 'mlp_99_cpu'")
