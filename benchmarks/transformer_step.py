@@ -18,15 +18,13 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from benchmarks.timing import median_ms
 from sparsenet.models import Transformer
 from sparsenet.runtime import tune_cpu_allocator
 from sparsenet.sparse import SparseLinear, layer_memory
-from sparsenet.topology import init_sparse_model
+from sparsenet.train.memory import PAPER_IWSLT, build_transformer, random_batch, train_step
 
-PAPER_IWSLT = dict(vocab=10000, d_model=512, heads=8, layers=6, d_ff=2048)
 SPARSITIES = [0.0, 0.9, 0.95, 0.99]
 
 
@@ -42,36 +40,6 @@ class StepRow:
     model_bytes: int
     dense_model_bytes: int
     cuda_peak_bytes: int | None
-
-
-def build(sparsity: float, seed: int = 0, device: str = "cpu", **sizes) -> Transformer:
-    """The Transformer of ``sizes`` (default the paper's IWSLT14 model); dense when ``sparsity`` is 0."""
-    sizes = {**PAPER_IWSLT, **sizes}
-    generator = torch.Generator().manual_seed(seed)
-    density = None if sparsity == 0 else 1.0 - sparsity
-    model = Transformer(sizes["vocab"], sizes["d_model"], sizes["heads"], sizes["layers"], sizes["d_ff"],
-                        generator=generator, density=density)
-    if density is not None:
-        init_sparse_model(model, "er", density, "xavier", generator=generator)
-    return model.to(device)
-
-
-def random_batch(vocab: int, batch: int, length: int, seed: int = 0, device: str = "cpu") -> tuple:
-    """``(src, tgt_in, tgt_out)``, each ``(batch, length)`` int64 ids in [4, vocab) (no pad/bos/eos)."""
-    generator = torch.Generator().manual_seed(seed)
-    src, tgt = (torch.randint(4, vocab, (batch, length + i), generator=generator) for i in (0, 1))
-    return src.to(device), tgt[:, :-1].to(device), tgt[:, 1:].to(device)
-
-
-def train_step(model: Transformer, optimizer: torch.optim.Optimizer, batch: tuple) -> float:
-    """One optimizer step with label smoothing 0.1; returns the loss."""
-    src, tgt_in, tgt_out = batch
-    optimizer.zero_grad(set_to_none=True)
-    logits = model(src, tgt_in)
-    loss = F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), label_smoothing=0.1)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
 
 
 def _bytes(model: Transformer) -> tuple[int, int, int, int, int]:
@@ -90,9 +58,9 @@ def _projections(model: Transformer) -> list[bool]:
 def measure(sparsity: float, repeats: int = 10, warmup: int = 3, batch: int = 16, length: int = 32,
             device: str = "cpu", **sizes) -> StepRow:
     """Median step time and byte counts of one model."""
-    model = build(sparsity, device=device, **sizes).train()
+    model = build_transformer(sparsity, device=device, **sizes).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.998))
-    data = random_batch(model.embedding.num_embeddings, batch, length, device=device)
+    data = random_batch(model, batch, length, device=device)
     train_step(model, optimizer, data)  # creates gradients, Adam state and CSR caches before counting
     linear, structure, dense_linear, total, dense_total = _bytes(model)
     if device.startswith("cuda"):
