@@ -213,6 +213,36 @@ class CLI:
         except ValueError as error:
             raise SystemExit(f"error: {error}")
 
+    def memory(self, *more_sparsities, model: str = "transformer", dataset: str | None = None,
+               sparsity: float | tuple = 0.9, device: str = "cpu", steps: int = 20, seed: int = 0,
+               out: str | None = None, batch: int | None = None, length: int = 32):
+        """Measure training memory of the dense model and the sparse one(s): parameters, gradients,
+        optimizer state, structure (indices + CSR caches), activation peak and total peak, with the ratio
+        to dense. Each model trains for --steps steps on random data (no data set needed) in a fresh process;
+        CPU: counted tensor bytes + the process's peak RSS growth; CUDA: torch.cuda.max_memory_allocated.
+        Prints a table and writes OUT.json and OUT.png.
+
+        Args:
+            more_sparsities: further sparsities after --sparsity, e.g. --sparsity 0.9 0.95 0.99.
+            model: mlp or transformer.
+            dataset: sizes the model as the paper does for this data set (mlp: mnist (default),
+                fashion_mnist, emnist, digits; transformer: iwslt14 (default), multi30k, wmt17).
+            sparsity: sparsity of the sparse model(s); the dense model is always measured too.
+            device: cpu or cuda (refused when CUDA is not available).
+            steps: training steps per model (at least 1).
+            seed: random seed of topology and data.
+            out: path stem of the JSON and PNG (default runs/memory/MODEL-DATASET-DEVICE).
+            batch: MLP samples (default 32) or Transformer sentence pairs (default 16).
+            length: Transformer source and target tokens per sentence (default 32).
+        """
+        from sparsenet.train.memory import run_memory
+        dataset = dataset or {"mlp": "mnist", "transformer": "iwslt14"}.get(model, "")
+        sparsities = [*(sparsity if isinstance(sparsity, (tuple, list)) else [sparsity]), *more_sparsities]
+        try:
+            print(run_memory(model, dataset, sparsities, device, steps, seed, out, batch, length))
+        except ValueError as error:
+            raise SystemExit(f"error: {error}")
+
     def bench(self, repeats: int = 20, warmup: int = 5, threads: int | None = None):
         """Print the layer speed/memory table: dense vs dense+mask vs SparseLinear.
 
