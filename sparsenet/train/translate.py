@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ..data.prepare_translation import prepare
 from ..data.translation import BOS, CORPORA, EOS, PAD, bpe_model, encode, read_pairs, token_batches
 from ..evolution import Schedule, TopologyEngine
-from ..models import Transformer, beam_search
+from ..models import Transformer, beam_search, greedy_decode
 from ..sparse import check_density
 from ..topology import copy_topology, init_sparse_model, sparse_layers
 from .checkpoint import load_checkpoint, load_topologies, rng_state, save_checkpoint, set_rng_state
@@ -165,6 +165,21 @@ def bleu(hypotheses: list[str], references: list[str]) -> dict:
     return {"sacrebleu": score.score, "sacrebleu_signature": str(detok.get_signature()), "bleu": tokenised.score}
 
 
+def decode(model, sources: list[list[int]], config: TranslateConfig, chunk: int = 64) -> list[list[int]]:
+    """Token ids of each source's translation: beam search (``beam_size`` > 1, one sentence at a time) or,
+    for beam 1, the identical greedy search batched ``chunk`` sentences at a time."""
+    hypotheses = []
+    for start in range(0, len(sources), chunk):
+        rows = [torch.tensor(ids + [EOS]) for ids in sources[start:start + chunk]]
+        src = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=PAD)
+        if config.beam_size == 1:
+            hypotheses += greedy_decode(model, src, BOS, EOS, config.max_length)
+        else:
+            hypotheses += beam_search(model, src, BOS, EOS, config.beam_size, config.max_length,
+                                      config.length_penalty)
+    return hypotheses
+
+
 def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
     """Train with validation every ``eval_every`` steps, keep the best-validation model, report test BLEU."""
     run_dir = Path(resume) if resume else Path(config.out_dir) / config.name
@@ -255,12 +270,8 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
                "dense_params": sum(p.numel() for p in model.parameters())
                + sum(l.out_features * l.in_features - l.nnz for l in sparse_layers(model)), "run_dir": str(run_dir)}
     if has_test:
-        tokens = [torch.tensor(ids + [EOS]) for ids in encode(processor, test_src, config.max_length)]
-        hypotheses = []
-        for start in range(0, len(tokens), 64):
-            chunk = torch.nn.utils.rnn.pad_sequence(tokens[start:start + 64], batch_first=True, padding_value=PAD)
-            hypotheses += [processor.decode(ids) for ids in beam_search(
-                model, chunk, BOS, EOS, config.beam_size, config.max_length, config.length_penalty)]
+        hypotheses = [processor.decode(ids) for ids in decode(model, encode(processor, test_src, config.max_length),
+                                                              config)]
         summary.update(bleu(hypotheses, test_tgt))
         (run_dir / "test.hyp").write_text("\n".join(hypotheses) + "\n")
     tracker.finish(summary)

@@ -57,6 +57,19 @@ def test_greedy_and_beam_agree_after_learning_to_copy():
     assert sum(out == row for out, row in zip(greedy, src.tolist())) >= 6  # it did learn to copy
 
 
+def test_batched_greedy_equals_beam_of_one_per_sentence_with_padding_and_length_limits():
+    model = _model(seed=2)
+    g = torch.Generator().manual_seed(1)
+    lengths = [2, 7, 4, 1, 5, 3]
+    src = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    for row, n in enumerate(lengths):
+        src[row, :n] = torch.randint(3, 16, (n,), generator=g)
+    greedy = greedy_decode(model, src, BOS, EOS, max_length=12)
+    assert greedy == beam_search(model, src, BOS, EOS, beam=1, max_length=12)
+    assert all(len(out) <= min(12, 2 * n + 10) for out, n in zip(greedy, lengths))
+    assert any(len(out) == min(12, 2 * n + 10) for out, n in zip(greedy, lengths))  # an untrained model hits it
+
+
 def test_percolation_keeps_query_and_key_dimensions_together():
     model = _model(density=0.15, seed=2)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

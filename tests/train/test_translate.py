@@ -100,7 +100,7 @@ def test_iwslt14_trains_from_a_prepared_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))
     options = dict(dataset="iwslt14", data_dir=str(tmp_path / "data"), out_dir=str(tmp_path / "runs"), d_model=32,
                    heads=4, layers=1, d_ff=64, vocab_size=60, train_steps=20, warmup_steps=10, batch_tokens=400,
-                   update_interval=10, eval_every=20, lr_factor=1.0, wandb="off", quiet=True)
+                   update_interval=10, eval_every=20, lr_factor=1.0, beam_size=1, wandb="off", quiet=True)
     summary = translate.train(build_config(**options, download=True))  # prepared already: no network is touched
     assert summary["dataset"] == "iwslt14" and summary["sparsity"] == 0.9 and summary["train_steps"] == 20
     assert len((Path(summary["run_dir"]) / "test.hyp").read_text().splitlines()) == 60
@@ -121,6 +121,7 @@ def test_presets_and_foreign_options():
 def test_fifty_multi30k_steps_train_and_decode_the_test_set(tmp_path):
     result = subprocess.run([sys.executable, "cli.py", "train", "--model", "transformer", "--dataset", "multi30k",
                              "--preset", "cpu", "--train_steps", "50", "--eval_every", "25", "--warmup_steps", "25",
+                             "--beam_size", "1",
                              "--data_dir", str(SHARED), "--out_dir", str(tmp_path / "runs"), "--wandb", "off",
                              "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=900,
                             env={"SPARSENET_DATA": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin",
