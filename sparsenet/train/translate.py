@@ -155,13 +155,17 @@ def validation_loss(model, batches) -> float:
     return total / max(count, 1)
 
 
-def bleu(hypotheses: list[str], references: list[str]) -> dict:
+def bleu(hypotheses: list[str], references: list[str] | list[list[str]]) -> dict:
     """sacreBLEU on detokenised text (with its signature) and a tokenised, lower-cased BLEU in the spirit of
-    the paper's multi-bleu (13a tokenisation, lower case) — two different numbers, labelled."""
+    the paper's multi-bleu (13a tokenisation, lower case) — two different numbers, labelled.
+
+    ``references``: one reference per hypothesis, or a list of such streams (several references each).
+    """
     import sacrebleu
+    streams = references if references and isinstance(references[0], list) else [references]
     detok = sacrebleu.metrics.BLEU()
-    score = detok.corpus_score(hypotheses, [references])
-    tokenised = sacrebleu.metrics.BLEU(tokenize="13a", lowercase=True).corpus_score(hypotheses, [references])
+    score = detok.corpus_score(hypotheses, streams)
+    tokenised = sacrebleu.metrics.BLEU(tokenize="13a", lowercase=True).corpus_score(hypotheses, streams)
     return {"sacrebleu": score.score, "sacrebleu_signature": str(detok.get_signature()), "bleu": tokenised.score}
 
 

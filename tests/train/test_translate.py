@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sparsenet.train import translate
-from sparsenet.train.translate import build_config, inoam
+from sparsenet.train.translate import bleu, build_config, inoam
 from tests.train.test_translation_data import _corpus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +66,19 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypat
     for key in ("best_valid_loss", "links", "bleu", "sacrebleu"):
         assert resumed[key] == whole[key]
     assert (cut / "test.hyp").read_text() == (Path(whole["run_dir"]) / "test.hyp").read_text()
+
+
+def test_bleu_reproduces_sacrebleus_own_example_and_labels_the_lowercased_variant():
+    refs = [["The dog bit the man.", "It was not unexpected.", "The man bit him first."],
+            ["The dog had bit the man.", "No one was surprised.", "The man had bitten the dog."]]
+    hyps = ["The dog bit the man.", "It wasn't surprising.", "The man had just bitten him."]
+    scores = bleu(hyps, refs)
+    assert round(scores["sacrebleu"], 2) == 48.53  # sacreBLEU's README: BLEU = 48.53 82.4/50.0/45.5/37.5
+    assert scores["sacrebleu_signature"].startswith("nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:")
+    assert round(scores["bleu"], 2) == 48.53  # already lower-case-insensitive here: nothing differs by case
+    shouted = bleu([h.upper() for h in hyps], refs)
+    assert shouted["bleu"] == scores["bleu"] and shouted["sacrebleu"] < 5.0
+    assert bleu(hyps, refs[0])["sacrebleu"] == bleu(hyps, [refs[0]])["sacrebleu"]
 
 
 def test_inoam_rewarms_after_every_update():
