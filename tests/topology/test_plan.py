@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from sparsenet.sparse import SparseLinear, link_count
-from sparsenet.topology import degrees, init_sparse_model, layer_densities
+from sparsenet.topology import degrees, init_sparse_model, layer_densities, sparse_layers
 
 
 def _mlp():
@@ -56,3 +56,29 @@ def test_csti_model_init_uses_features():
     model = _mlp()
     init_sparse_model(model, "csti", 0.01, features=features, generator=torch.Generator().manual_seed(0))
     assert model[2].nnz == link_count(1568, 1568, 0.01)
+
+
+def test_copy_topology_moves_a_saved_transformer_topology_into_a_fresh_model(tmp_path):
+    from sparsenet.models import Transformer
+    from sparsenet.topology import copy_topology
+    from sparsenet.train.checkpoint import load_topologies, save_checkpoint
+
+    def transformer(seed):
+        model = Transformer(20, d_model=16, heads=2, layers=1, d_ff=32, density=0.3,
+                            generator=torch.Generator().manual_seed(seed))
+        init_sparse_model(model, "bsw", 0.3, "xavier", generator=torch.Generator().manual_seed(seed), beta=0.25)
+        return model
+
+    source, target = transformer(0), transformer(1)
+    save_checkpoint(tmp_path / "checkpoint.pt", {"model": source.state_dict(), "step": 7})
+    copy_topology(target, load_topologies(tmp_path), "xavier", torch.Generator().manual_seed(2))
+    pairs = list(zip(sparse_layers(source), sparse_layers(target)))
+    assert len(pairs) == 16 and all(torch.equal(s.indices, t.indices) for s, t in pairs)
+    assert not any(torch.equal(s.values, t.values) for s, t in pairs)  # values drawn afresh
+    assert all(t.values.std() > 0 for _, t in pairs)
+    with pytest.raises(ValueError, match="does not fit this model"):
+        copy_topology(Transformer(20, d_model=16, heads=2, layers=2, d_ff=32, density=0.3), load_topologies(tmp_path))
+    dense = Transformer(20, d_model=16, heads=2, layers=1, d_ff=32)
+    save_checkpoint(tmp_path / "dense.pt", {"model": dense.state_dict()})
+    with pytest.raises(ValueError, match="holds no sparse layer"):
+        load_topologies(tmp_path / "dense.pt")
