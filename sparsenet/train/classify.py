@@ -67,19 +67,13 @@ class ClassifyConfig:
     def validate(self) -> "ClassifyConfig":
         if self.method == "fc":
             self.sparsity = 0.0
-        if self.wandb not in WANDB_CHOICES:
-            raise ValueError(f"unknown wandb mode {self.wandb!r}; choose from {list(WANDB_CHOICES)}")
         if self.model != "mlp":
             raise ValueError(f"unknown model {self.model!r} for image classification; choose from ['mlp']")
-        if self.method not in METHOD_NAMES:
-            raise ValueError(f"unknown method {self.method!r}; choose from {list(METHOD_NAMES)}")
+        check_run_options(self)
         if not 0.0 <= self.sparsity < 1.0 or isinstance(self.sparsity, bool):
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
         check_positive_ints(self, ("epochs", "batch_size", "update_interval"))
-        check_init_topology(self)
-        if self.method != "fc":
-            check_density(1.0 - self.sparsity)
-            self.engine_method()
+        check_sparse_method(self)
         return self
 
     def engine_method(self):
@@ -123,14 +117,27 @@ def as_bool(name: str, value) -> bool:
 BOOL_OPTIONS = ("equal_partition", "resort", "percolation", "historical_weights", "download", "quiet")
 
 
-def check_init_topology(config) -> None:
-    """``--init_topology`` needs a sparse method and an existing run directory or checkpoint file."""
+def check_run_options(config) -> None:
+    """The name checks both recipes' configs share: method, W&B mode, and ``--init_topology`` (a sparse method
+    and an existing run directory or checkpoint file)."""
+    if config.method not in METHOD_NAMES:
+        raise ValueError(f"unknown method {config.method!r}; choose from {list(METHOD_NAMES)}")
+    if config.wandb not in WANDB_CHOICES:
+        raise ValueError(f"unknown wandb mode {config.wandb!r}; choose from {list(WANDB_CHOICES)}")
     if config.init_topology is None:
         return
     if config.method == "fc":
         raise ValueError("--init_topology needs a sparse method (the dense model has no topology)")
     if not Path(config.init_topology).exists():
         raise ValueError(f"--init_topology {config.init_topology}: no such run directory or checkpoint")
+
+
+def check_sparse_method(config) -> None:
+    """For a sparse method (after the recipe's own sparsity-range check): its density and its settings
+    (``config.engine_method()`` raises on an unknown or contradictory rule)."""
+    if config.method != "fc":
+        check_density(1.0 - config.sparsity)
+        config.engine_method()
 
 
 def merge_options(config_class, options: dict, presets: dict, bool_options: tuple = ()) -> dict:
@@ -160,12 +167,12 @@ def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator)
     density = DensitySchedule(1.0 - config.sparsity, method.density_schedule).start()
     model = MLP(data.features, config.hidden, data.classes, density=density, dense=dense,
                 activation=config.activation, generator=generator)
-    if not dense:
+    if config.init_topology:  # validate() ensured a sparse method
+        copy_topology(model, load_topologies(config.init_topology), method.weights, generator)
+    elif not dense:
         init_sparse_model(model, method.init, density, method.weights, generator=generator,
                           equal_partition=config.equal_partition, resort=config.resort,
                           **_init_options(method.init, config, data))
-    if config.init_topology:
-        copy_topology(model, load_topologies(config.init_topology), method.weights, generator)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, config.lr_end_factor,

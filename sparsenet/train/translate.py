@@ -15,11 +15,10 @@ from ..data.prepare_translation import prepare
 from ..data.translation import BOS, CORPORA, EOS, PAD, bpe_model, encode, read_pairs, token_batches
 from ..evolution import Schedule, TopologyEngine
 from ..models import Transformer, beam_search, greedy_decode
-from ..sparse import check_density
 from ..topology import copy_topology, init_sparse_model, sparse_layers
 from .checkpoint import load_checkpoint, load_topologies, rng_state, save_checkpoint, set_rng_state
-from .classify import METHOD_NAMES, check_init_topology, check_positive_ints, merge_options
-from .tracking import WANDB_CHOICES, Tracker, default_run_name
+from .classify import check_positive_ints, check_run_options, check_sparse_method, merge_options
+from .tracking import Tracker, default_run_name
 
 
 @dataclass
@@ -68,20 +67,14 @@ class TranslateConfig:
     def validate(self) -> "TranslateConfig":
         if self.dataset not in CORPORA:
             raise ValueError(f"unknown dataset {self.dataset!r} for translation; choose from {list(CORPORA)}")
-        if self.method not in METHOD_NAMES:
-            raise ValueError(f"unknown method {self.method!r}; choose from {list(METHOD_NAMES)}")
+        check_run_options(self)
         if self.method == "fc":
             self.sparsity = 0.0
         elif not 0.0 < self.sparsity < 1.0:
             raise ValueError(f"sparsity must be in (0, 1) for a sparse method, got {self.sparsity!r}")
         check_positive_ints(self, ("train_steps", "warmup_steps", "batch_tokens", "update_interval", "eval_every",
                                    "beam_size"))
-        check_init_topology(self)
-        if self.wandb not in WANDB_CHOICES:
-            raise ValueError(f"unknown wandb mode {self.wandb!r}; choose from {list(WANDB_CHOICES)}")
-        if self.method != "fc":
-            check_density(1.0 - self.sparsity)
-            self.engine_method()
+        check_sparse_method(self)
         return self
 
     def engine_method(self):
@@ -205,11 +198,11 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
     density = None if config.method == "fc" else 1.0 - config.sparsity
     model = Transformer(processor.get_piece_size(), config.d_model, config.heads, config.layers, config.d_ff,
                         config.dropout, config.attention_dropout, density, config.max_length + 2, init_generator)
-    if density is not None:
+    if config.init_topology:  # validate() ensured a sparse method
+        copy_topology(model, load_topologies(config.init_topology), method.weights, init_generator)
+    elif density is not None:
         init_sparse_model(model, method.init, density, method.weights, generator=init_generator,
                           **({"beta": config.beta} if method.init == "bsw" else {}))
-        if config.init_topology:
-            copy_topology(model, load_topologies(config.init_topology), method.weights, init_generator)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.0, betas=(0.9, 0.998))
     schedule = Schedule(config.update_interval, config.train_steps, config.zeta, method.zeta_decay)
     engine = TopologyEngine(model, optimizer, method, schedule, density=density, seed=config.seed)
