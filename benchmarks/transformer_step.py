@@ -23,7 +23,8 @@ from benchmarks.timing import median_ms
 from sparsenet.models import Transformer
 from sparsenet.runtime import tune_cpu_allocator
 from sparsenet.sparse import SparseLinear, layer_memory
-from sparsenet.train.memory import PAPER_IWSLT, build_transformer, random_batch, train_step
+from sparsenet.train.memory import (PAPER_IWSLT, build_transformer, check_device, make_optimizer, random_batch,
+                                    train_step)
 
 SPARSITIES = [0.0, 0.9, 0.95, 0.99]
 
@@ -59,7 +60,7 @@ def measure(sparsity: float, repeats: int = 10, warmup: int = 3, batch: int = 16
             device: str = "cpu", **sizes) -> StepRow:
     """Median step time and byte counts of one model."""
     model = build_transformer(sparsity, device=device, **sizes).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.998))
+    optimizer, _ = make_optimizer(model)
     data = random_batch(model, batch, length, device=device)
     train_step(model, optimizer, data)  # creates gradients, Adam state and CSR caches before counting
     linear, structure, dense_linear, total, dense_total = _bytes(model)
@@ -107,8 +108,10 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error("--device cuda: CUDA is not available on this machine")
+    try:
+        check_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
     tune_cpu_allocator()
     print(run(args.sparsities, args.repeats, args.warmup, args.batch, args.length, args.device))
 
