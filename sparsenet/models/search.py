@@ -45,38 +45,68 @@ def _reorder(cache: list, order: torch.Tensor) -> None:
                 part[key] = part[key].index_select(0, order)
 
 
+def _penalised(log_prob: float, length: int, alpha: float) -> float:
+    """GNMT/Wu's length penalty: ``log_prob / ((5 + length) / 6) ** alpha``."""
+    return log_prob / (((5 + length) / 6) ** alpha)
+
+
 @torch.no_grad()
 def beam_search(model, src: torch.Tensor, bos: int, eos: int, beam: int = 2, max_length: int = 100,
                 alpha: float = 1.0, ratio: float = 2.0) -> list[list[int]]:
-    """Beam search per source row; hypotheses ranked by log-prob / ((5 + length) / 6)^alpha (GNMT/Wu's
-    length penalty, as the paper's OpenNMT evaluation). Returns the best token list per row."""
+    """Beam search over all rows of ``src (B, S)`` at once; returns the best token list per row (without
+    BOS/EOS).
+
+    Every row keeps ``beam`` live hypotheses in one ``(rows · beam, t)`` tensor. At each step the ``beam``
+    best continuations of a row are chosen among all its hypotheses' extensions; one that ends in EOS is
+    set aside as finished (as fairseq does), scored by log-prob / ((5 + length) / 6)^alpha (GNMT/Wu's
+    length penalty, as the paper's OpenNMT evaluation; length counts the EOS), and its slot is refilled
+    from the others at the next step. A row is done when it has ``beam`` finished hypotheses, no live one,
+    or reaches its length limit (then, if none finished, its live hypotheses compete); done rows leave the
+    batch (their caches with them).
+    """
     model.eval()
-    results = []
-    for row, limit in enumerate(length_limits(src, max_length, ratio, model.pad)):
-        memory, memory_mask = model.encode(src[row:row + 1])
-        memory, memory_mask = memory.expand(beam, -1, -1), memory_mask.expand(beam, -1, -1, -1)
-        cache = model.new_cache()
-        tokens = torch.full((beam, 1), bos, dtype=torch.long, device=src.device)
-        scores = torch.full((beam,), float("-inf"), device=src.device)
-        scores[0] = 0.0
-        finished = []
-        for position in range(limit):
-            log_probs = model.decode_step(tokens[:, -1:], position, memory, memory_mask, cache)
-            total = (scores.unsqueeze(1) + log_probs).flatten()
-            best, index = total.topk(beam)
-            origin, token = index // log_probs.shape[1], index % log_probs.shape[1]
-            tokens = torch.cat((tokens[origin], token.unsqueeze(1)), 1)
-            _reorder(cache, origin)
-            scores = best.clone()
-            for k in range(beam):
-                if int(token[k]) == eos:
-                    length = tokens.shape[1] - 1
-                    finished.append((float(best[k]) / (((5 + length) / 6) ** alpha), tokens[k, 1:-1].tolist()))
-                    scores[k] = float("-inf")
-            if len(finished) >= beam or bool(torch.isinf(scores).all()):
-                break
-        if not finished:
-            length = tokens.shape[1] - 1
-            finished = [(float(scores[k]) / (((5 + length) / 6) ** alpha), tokens[k, 1:].tolist()) for k in range(beam)]
-        results.append(max(finished, key=lambda item: item[0])[1])
-    return results
+    limits = length_limits(src, max_length, ratio, model.pad)
+    rows = src.shape[0]
+    memory, memory_mask = model.encode(src)
+    memory, memory_mask = memory.repeat_interleave(beam, 0), memory_mask.repeat_interleave(beam, 0)
+    cache = model.new_cache()
+    tokens = torch.full((rows * beam, 1), bos, dtype=torch.long, device=src.device)
+    scores = torch.full((rows, beam), float("-inf"), device=src.device)
+    scores[:, 0] = 0.0
+    alive = list(range(rows))  # original row of each row still decoding
+    finished = [[] for _ in range(rows)]
+    for position in range(max(limits, default=0)):
+        n = len(alive)
+        log_probs = model.decode_step(tokens[:, -1:], position, memory, memory_mask, cache)
+        vocab = log_probs.shape[1]
+        total = (scores.unsqueeze(2) + log_probs.view(n, beam, vocab)).view(n, beam * vocab)
+        best, index = total.topk(beam, dim=1)
+        origin = (index // vocab + torch.arange(n, device=src.device).unsqueeze(1) * beam).flatten()
+        token = index % vocab
+        tokens = torch.cat((tokens[origin], token.view(-1, 1)), 1)
+        _reorder(cache, origin)
+        ended = token == eos
+        scores = best.masked_fill(ended, float("-inf"))
+        keep = []
+        for i, row in enumerate(alive):
+            for k in ended[i].nonzero().squeeze(1).tolist():
+                finished[row].append((_penalised(float(best[i, k]), position + 1, alpha),
+                                      tokens[i * beam + k, 1:-1].tolist()))
+            if len(finished[row]) >= beam or bool(torch.isinf(scores[i]).all()):
+                continue
+            if position + 1 == limits[row]:
+                if not finished[row]:
+                    finished[row] = [(_penalised(float(scores[i, k]), position + 1, alpha),
+                                      tokens[i * beam + k, 1:].tolist()) for k in range(beam)]
+                continue
+            keep.append(i)
+        if not keep:
+            break
+        if len(keep) < n:
+            rows_kept = torch.tensor(keep, device=src.device)
+            slots = (rows_kept.unsqueeze(1) * beam + torch.arange(beam, device=src.device)).flatten()
+            tokens, scores = tokens[slots], scores[rows_kept]
+            memory, memory_mask = memory[slots], memory_mask[slots]
+            _reorder(cache, slots)
+            alive = [alive[i] for i in keep]
+    return [max(hypotheses, key=lambda item: item[0])[1] for hypotheses in finished]
