@@ -17,17 +17,38 @@ SPLIT_SEED = 0  # fixed seed of the 80/20 stratified splits (digits, the EMNIST 
 
 @dataclass
 class VisionData:
-    """``train_x (N, features)`` float32 normalised, ``train_y (N,)`` int64; same for test."""
+    """``train_x (N, features)`` float32 normalised, ``train_y (N,)`` int64; same for test and, after
+    ``split_validation``, for the validation split (else ``valid_x``/``valid_y`` are None)."""
     name: str
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: int
+    valid_x: torch.Tensor | None = None
+    valid_y: torch.Tensor | None = None
 
     @property
     def features(self) -> int:
         return self.train_x.shape[1]
+
+
+def split_validation(data: VisionData, fraction: float, seed: int) -> VisionData:
+    """``data`` with ``round(fraction · n_c)`` training images of every class ``c`` moved, drawn by a
+    generator seeded with ``seed``, into a validation split (stratified, disjoint from the rest of the
+    training set; training order otherwise kept). ``fraction`` 0 returns ``data`` unchanged."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"valid_fraction must be in [0, 1), got {fraction!r}")
+    if fraction == 0.0:
+        return data
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.zeros(data.train_y.shape[0], dtype=torch.bool)
+    for label in torch.unique(data.train_y).tolist():
+        members = (data.train_y == label).nonzero().squeeze(1)
+        count = round(fraction * members.numel())
+        chosen[members[torch.randperm(members.numel(), generator=generator)[:count]]] = True
+    return VisionData(data.name, data.train_x[~chosen], data.train_y[~chosen], data.test_x, data.test_y,
+                      data.classes, data.train_x[chosen], data.train_y[chosen])
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,16 @@
 
 Call ``engine.step(global_step)`` after ``optimizer.step()`` and before ``zero_grad()`` (MEST reads the
 current gradient, RigL the current batch's activations). When an update is due it:
-  1. scores every sparse layer's links and keeps ``n - ⌊ζ n⌋`` (hard or soft), after first pruning to
-     the density schedule's target when that shrinks (CHTss by RI); layers frozen by CHT's early stop
-     (removed∩regrown / regrown above the threshold) keep their links, and updates stop once all are;
+  1. scores every sparse layer's links and keeps ``n - ⌊ζ n⌋`` (hard, soft, or per sign), after first
+     pruning to the density schedule's target when that shrinks (CHTss by RI); with MEST's ``excess``
+     turnover it instead prunes to the final density and regrows to the elastic target;
   2. percolates dead neurons over the model's declared relations (``model.percolation_relations()``);
   3. removes the dropped links and regrows as many (or to the density target) by the method's regrowth;
-  4. moves every optimizer's per-link state to the new order (new links start at zero);
+  4. moves every optimizer's per-link state to the new order: a link present before and after the update
+     keeps its value and state, also when it was removed and regrown in the same update (as the authors'
+     mask code, where new-link handling applies only where the old mask was 0); new links start at zero;
+     CHT's early stop flags a layer once removed∩regrown / regrown exceeds the threshold (the flag stays)
+     and stops every layer's evolution once all layers are flagged;
   5. under torch.distributed, makes every rank adopt rank 0's topology;
   6. returns statistics; ``state_dict()``/``load_state_dict()`` hold what resuming needs.
 """
@@ -27,7 +31,7 @@ from .percolation import Chain, percolate
 from .regrowth import gradient_blocks, link_prediction_blocks
 from .removal import REMOVAL_SCORES
 from .schedule import DensitySchedule, Schedule
-from .selection import keep_mask, select_absent
+from .selection import keep_mask, keep_per_sign, select_absent
 
 
 class TopologyEngine:
@@ -43,7 +47,7 @@ class TopologyEngine:
 
     def __init__(self, model: nn.Module, optimizers, method: Method, schedule: Schedule,
                  density: float | list[float] | None = None,
-                 relations=None, seed: int = 0, memory_budget: int = DEFAULT_BUDGET, mest_lambda: float = 1.0):
+                 relations=None, seed: int = 0, memory_budget: int = DEFAULT_BUDGET):
         self.layers = sparse_layers(model)
         self.optimizers = list(optimizers) if isinstance(optimizers, (list, tuple)) else [optimizers]
         self.method = method.validate()
@@ -56,11 +60,13 @@ class TopologyEngine:
         if len(finals) != len(self.layers):
             raise ValueError(f"density: {len(finals)} values for {len(self.layers)} sparse layers")
         self.density = {l: DensitySchedule(d, method.density_schedule) for l, d in zip(self.layers, finals)}
+        if method.density_schedule != "constant" and schedule.last_update == 0:
+            raise ValueError(f"method {method.name!r} decays the density, but no topology update fits before "
+                             f"t_end = {schedule.end} (update interval {schedule.update_interval})")
         self.generator = torch.Generator().manual_seed(seed)
         self.memory_budget = memory_budget
-        self.mest_lambda = mest_lambda
         self.stopped = False
-        self.frozen = set()  # layers whose topology converged (CHT's early stop)
+        self.flagged = set()  # layers whose topology converged once (CHT's early stop; sticky)
         self.history = {i: (torch.empty(0, dtype=torch.int64), torch.empty(0)) for i in range(len(self.layers))}
         self._captured = {}
         if method.regrowth is not None and method.regrowth_kind == "ch3_l3p":  # fail now, not after an epoch
@@ -75,6 +81,12 @@ class TopologyEngine:
             x = inputs[0].detach()
             output.register_hook(lambda grad: self._captured.__setitem__(layer, (x, grad.detach())))
 
+    def at_final_density(self, step: int) -> bool:
+        """Whether the model evaluated after ``step`` optimizer steps (before that step's update) is at the
+        final density: always for a constant density schedule, else once the last update is past. Model
+        selection (best checkpoint, best accuracy) considers only such evaluations, as the authors do."""
+        return self.method.density_schedule == "constant" or step > self.schedule.last_update
+
     def _target_nnz(self, layer, step: int) -> int:
         density = self.density[layer].at(self.schedule.progress(step))
         return link_count(layer.out_features, layer.in_features, density)
@@ -87,21 +99,28 @@ class TopologyEngine:
         for layer in self.layers:
             n = layer.nnz
             keep = torch.ones(n, dtype=torch.bool, device=layer.indices.device)
-            if layer in self.frozen:
+            floor = self._final_nnz(layer) if self.method.turnover == "excess" else targets[layer]
+            excess = max(0, n - floor)
+            if excess:  # density decay: prune to the target first (CHTss by RI, MEST by its own score)
+                keep = keep_mask(prune(layer, mest_lambda=self.method.mest_lambda), n - excess, soft=False,
+                                 generator=self.generator)
+            if self.method.turnover == "excess":
                 masks[layer] = keep
                 continue
-            excess = max(0, n - targets[layer])
-            if excess:  # density decay: prune to the target first (CHTss by RI, MEST by its own score)
-                keep = keep_mask(prune(layer, mest_lambda=self.mest_lambda), n - excess, soft=False,
-                                 generator=self.generator)
             survivors = keep.nonzero().squeeze(1)
-            n_keep = survivors.numel() - int(zeta * survivors.numel())
-            scores = score(layer, mest_lambda=self.mest_lambda)[survivors]
-            chosen = keep_mask(scores, n_keep, self.method.removal_soft, self.generator, exponent)
+            if self.method.removal_per_sign:
+                chosen = keep_per_sign(layer.values.detach()[survivors], zeta, self.generator)
+            else:
+                n_keep = survivors.numel() - int(zeta * survivors.numel())
+                scores = score(layer, mest_lambda=self.method.mest_lambda)[survivors]
+                chosen = keep_mask(scores, n_keep, self.method.removal_soft, self.generator, exponent)
             keep = torch.zeros_like(keep)
             keep[survivors[chosen]] = True
             masks[layer] = keep
         return masks
+
+    def _final_nnz(self, layer) -> int:
+        return link_count(layer.out_features, layer.in_features, self.density[layer].final)
 
     def _regrowth_blocks(self, layer):
         kind = self.method.regrowth_kind
@@ -125,6 +144,7 @@ class TopologyEngine:
         per_layer = []
         for position, layer in enumerate(self.layers):
             old_keys = linear_keys(layer.indices, layer.in_features)
+            old_values = layer.values.detach().clone()
             removed = old_keys[~masks[layer]]
             self._remember(position, removed, layer.values[~masks[layer]])
             layer.remove(masks[layer])
@@ -135,14 +155,15 @@ class TopologyEngine:
                                      self.generator)
             layer.insert(keys_to_indices(new_keys, layer.in_features), self._initial_values(position, new_keys, layer))
             old_to_new = remap_positions(old_keys, linear_keys(layer.indices, layer.in_features))
-            old_to_new[~masks[layer]] = -1  # a link removed and regrown in one update starts afresh
+            regained = (old_to_new >= 0) & ~masks[layer]  # removed and regrown: keeps value and state
+            layer.values.data[old_to_new[regained]] = old_values[regained]
             remap_optimizer_state(self.optimizers, layer.values, old_to_new, layer.nnz)
             per_layer.append({"nnz": layer.nnz, "removed": removed.numel(), "regrown": new_keys.numel(),
                               "overlap": overlap(removed, new_keys)})
         if self.method.early_stop is not None:
-            self.frozen |= {layer for layer, s in zip(self.layers, per_layer) if s["regrown"] and s["overlap"] >
-                            self.method.early_stop and layer.nnz >= targets[layer]}
-            self.stopped = len(self.frozen) == len(self.layers)
+            self.flagged |= {layer for layer, s in zip(self.layers, per_layer)
+                             if s["regrown"] and s["overlap"] > self.method.early_stop}
+            self.stopped = len(self.flagged) == len(self.layers)
         self._sync_ranks()
         self._captured.clear()
         return {"step": global_step, "nnz": sum(s["nnz"] for s in per_layer),
@@ -205,12 +226,12 @@ class TopologyEngine:
         return sum(s * r for s, r in zip(sizes, rates)) / sum(sizes)
 
     def state_dict(self) -> dict:
-        return {"stopped": self.stopped, "frozen": [self.layers.index(l) for l in self.frozen],
+        return {"stopped": self.stopped, "flagged": [self.layers.index(l) for l in self.flagged],
                 "generator": self.generator.get_state(), "history": self.history}
 
     def load_state_dict(self, state: dict) -> None:
         self.stopped = state["stopped"]
-        self.frozen = {self.layers[i] for i in state["frozen"]}
+        self.flagged = {self.layers[i] for i in state.get("flagged", state.get("frozen", []))}
         self.generator.set_state(state["generator"])
         self.history = state["history"]
 

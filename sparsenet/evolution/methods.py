@@ -1,6 +1,7 @@
 """DST methods as short declarations composing removal, regrowth, percolation and schedules.
 
-A method names its removal score (``wm``, ``ri``, ``mest``; ``_soft`` samples the survivors ∝ score^T),
+A method names its removal score (``wm``, ``wm_signed``, ``ri``, ``mest``; ``_soft`` samples the survivors
+∝ score^T, the exponent T linear from ``exponent_start`` to ``exponent_end`` over the update window),
 its regrowth (``random``, ``gradient``, ``ch3_l3p``, ``ch3_l3n``, ``ch2_l3n``; ``_soft`` samples ∝ score),
 whether dead neurons percolate, CHT's early stop, the ζ decay and the density schedule, plus the
 initialisation the paper pairs with it. Any field can be overridden by name (``make_method``).
@@ -8,8 +9,11 @@ initialisation the paper pairs with it. Any field can be overridden by name (``m
 from dataclasses import dataclass, replace
 
 from .regrowth import REGROWTH_KINDS
-from .removal import REMOVAL_SCORES
+from .removal import REMOVAL_SCORES, SIGN_SPLIT
 from .schedule import DENSITY_SCHEDULES, ZETA_DECAYS
+
+
+TURNOVERS = ("zeta", "excess")
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,11 @@ class Method:
     density_schedule: str = "constant"
     historical_weights: bool = False    # regrown links restart from their last value instead of 0
     prune_score: str | None = None      # density decay prunes by this score (default: the removal score)
+    turnover: str = "zeta"              # zeta: remove ⌊ζ·n⌋ per update; excess: everything above the final
+                                        # density (MEST's EM&S: prune to it, regrow to the elastic target)
+    exponent_start: float = 1.0         # soft-removal exponent at the first and at the last update
+    exponent_end: float = 3.0
+    mest_lambda: float = 0.01           # MEST score |w| + λ|g|
     init: str = "er"
     weights: str = "kaiming"
 
@@ -34,6 +43,10 @@ class Method:
     @property
     def removal_soft(self) -> bool:
         return self.removal.endswith("_soft")
+
+    @property
+    def removal_per_sign(self) -> bool:
+        return self.removal_score in SIGN_SPLIT
 
     @property
     def regrowth_kind(self) -> str:
@@ -58,6 +71,12 @@ class Method:
                              f"{list(REGROWTH_KINDS) + [k + '_soft' for k in REGROWTH_KINDS if k != 'random']}")
         if self.prune_score is not None and self.prune_score not in REMOVAL_SCORES:
             raise ValueError(f"unknown prune_score {self.prune_score!r}; choose from {sorted(REMOVAL_SCORES)}")
+        if self.removal is not None and self.removal_per_sign and self.removal_soft:
+            raise ValueError(f"removal {self.removal!r}: the sign-split rule is hard only (use wm_signed)")
+        if self.turnover not in TURNOVERS:
+            raise ValueError(f"unknown turnover {self.turnover!r}; choose from {list(TURNOVERS)}")
+        if not 0.0 <= self.mest_lambda or isinstance(self.mest_lambda, bool):
+            raise ValueError(f"mest_lambda must be >= 0, got {self.mest_lambda!r}")
         if self.zeta_decay not in ZETA_DECAYS:
             raise ValueError(f"unknown zeta_decay {self.zeta_decay!r}; choose from {list(ZETA_DECAYS)}")
         if self.density_schedule not in DENSITY_SCHEDULES:
@@ -66,17 +85,17 @@ class Method:
         return self
 
 
-METHODS = {
+METHODS = {  # the variants the CHTs preprint compared against (method.md §8; README's method table)
     "static": Method("static"),
-    "set": Method("set", removal="wm", regrowth="random"),
+    "set": Method("set", removal="wm_signed", regrowth="random"),
     "rigl": Method("rigl", removal="wm", regrowth="gradient", zeta_decay="cosine"),
-    "mest": Method("mest", removal="mest", regrowth="random", density_schedule="elastic"),
-    "cht": Method("cht", removal="wm", regrowth="ch3_l3p", percolation=True, early_stop=0.9, zeta_decay="cosine",
+    "mest": Method("mest", removal="mest", regrowth="random", density_schedule="elastic", turnover="excess"),
+    "cht": Method("cht", removal="wm_signed", regrowth="ch3_l3p", percolation=True, early_stop=0.9,
                   init="csti", weights="swi"),
     "chts": Method("chts", removal="wm_soft", regrowth="ch3_l3p_soft", percolation=True, init="csti",
                    weights="swi"),
-    "chtss": Method("chtss", removal="wm_soft", regrowth="ch2_l3n_soft", percolation=True,
-                    density_schedule="sigmoid", prune_score="ri", init="brf", weights="swi"),
+    "chtss": Method("chtss", removal="wm_soft", regrowth="ch2_l3n_soft", percolation=True, zeta_decay="cosine",
+                    density_schedule="sigmoid", prune_score="ri", exponent_end=9.0, init="brf", weights="swi"),
 }
 
 

@@ -1,4 +1,8 @@
-"""Removal scores over a layer's active links, each ``(nnz,)`` float, higher = more worth keeping."""
+"""Removal scores over a layer's active links, each ``(nnz,)`` float, higher = more worth keeping.
+
+``wm_signed`` scores by |w| like ``wm`` but is selected per sign (``SIGN_SPLIT``; see
+``selection.keep_per_sign``): the ζ share of positive and of negative weights closest to zero go, as in
+SET's paper and the ICLR-2024 CHT."""
 import torch
 
 RI_EPSILON = 1e-5
@@ -19,11 +23,12 @@ def relative_importance(layer, **_) -> torch.Tensor:
     return w / row_sum[rows] + w / col_sum[cols]
 
 
-def mest(layer, mest_lambda: float = 1.0, **_) -> torch.Tensor:
-    """|w| + λ|g| (MEST), g the gradient of the last backward (zeros if none)."""
+def mest(layer, mest_lambda: float = 0.01, **_) -> torch.Tensor:
+    """|w| + λ|g| (MEST; the authors' λ = 0.01), g the gradient of the last backward (zeros if none)."""
     grad = layer.values.grad
     w = layer.values.detach().abs()
     return w if grad is None else w + mest_lambda * grad.detach().abs()
 
 
-REMOVAL_SCORES = {"wm": magnitude, "ri": relative_importance, "mest": mest}
+REMOVAL_SCORES = {"wm": magnitude, "wm_signed": magnitude, "ri": relative_importance, "mest": mest}
+SIGN_SPLIT = frozenset({"wm_signed"})  # scores selected separately among positive and negative weights

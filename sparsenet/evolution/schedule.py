@@ -63,6 +63,17 @@ class Schedule:
         return self.exponent_start + (self.exponent_end - self.exponent_start) * progress
 
 
+def method_schedule(method, update_interval: int, total_steps: int, zeta: float = 0.3) -> Schedule:
+    """The one timing rule of both recipes: a method whose ζ decays (cosine) or whose density decays
+    (elastic, sigmoid) ends its updates and its density decay at ``t_end = 0.75 · total_steps``, as the
+    authors' RigL/CHTss/MEST runs; the others update until the end of training. The soft-removal exponent
+    is the method's."""
+    decaying = method.zeta_decay == "cosine" or method.density_schedule != "constant"
+    t_end = int(0.75 * total_steps) if decaying else total_steps
+    return Schedule(update_interval, total_steps, zeta, method.zeta_decay, t_end, method.exponent_start,
+                    method.exponent_end)
+
+
 @dataclass(frozen=True)
 class DensitySchedule:
     """Target density of the sparse layers over training (fraction of t_end elapsed → density).

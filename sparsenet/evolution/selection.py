@@ -82,3 +82,15 @@ def keep_mask(scores: torch.Tensor, n_keep: int, soft: bool, generator: torch.Ge
     mask = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
     mask[top_k(priorities(scores, soft, generator, exponent), n_keep)] = True
     return mask
+
+
+def keep_per_sign(values: torch.Tensor, zeta: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``(nnz,)`` bool for link ``values (nnz,)``: SET's sign-split magnitude removal. Among the ``n₊``
+    positive weights the ``⌊ζ·n₊⌋`` closest to zero go, among the ``n₋`` negative ones the ``⌊ζ·n₋⌋``
+    closest to zero; weights exactly 0 always go (ties at random)."""
+    mask = torch.zeros(values.numel(), dtype=torch.bool, device=values.device)
+    for side in (values > 0, values < 0):
+        positions = side.nonzero().squeeze(1)
+        n = positions.numel()
+        mask[positions[keep_mask(values[positions].abs(), n - int(zeta * n), False, generator)]] = True
+    return mask

@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 from torch import nn
 from torch.nn import functional as F
 
-from sparsenet.evolution import Chain, Schedule, TopologyEngine, make_method, select_absent
+from sparsenet.evolution import Chain, DensitySchedule, Schedule, TopologyEngine, make_method, select_absent
 from sparsenet.evolution.regrowth import gradient_blocks
 from sparsenet.sparse import SparseLinear, linear_keys, link_count
 from sparsenet.topology import init_sparse_model
@@ -58,7 +58,8 @@ def _check_invariants(model, optimizer):
 def test_every_method_updates_an_mlp(name):
     method = make_method(name)
     model = TinyMLP()
-    init_sparse_model(model, "er", 0.2, weights=method.weights, generator=torch.Generator().manual_seed(0))
+    start = DensitySchedule(0.2, method.density_schedule).start()  # density-decay methods start denser
+    init_sparse_model(model, "er", start, weights=method.weights, generator=torch.Generator().manual_seed(0))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     engine = TopologyEngine(model, optimizer, method, Schedule(update_interval=5, total_steps=100), density=0.2)
     x, y = _data()
@@ -285,7 +286,7 @@ def test_mest_decay_prunes_by_its_own_score():
     engine = TopologyEngine(model, optimizer, make_method("mest"), Schedule(update_interval=1, total_steps=8, zeta=0.0),
                             density=0.25)
     _train_step(model, optimizer, *_data())
-    score = (layer.values.detach().abs() + layer.values.grad.abs()).clone()
+    score = (layer.values.detach().abs() + 0.01 * layer.values.grad.abs()).clone()  # the authors' λ
     keys = linear_keys(layer.indices, 20)
     engine.step(7)  # the last update: pruned straight to the target, zeta 0 removes nothing more
     kept = torch.isin(keys, linear_keys(layer.indices, 20))
@@ -293,14 +294,24 @@ def test_mest_decay_prunes_by_its_own_score():
     assert float(score[kept].min()) >= float(score[~kept].max())
 
 
-def test_early_stop_freezes_converged_layers_only():
-    model = TinyMLP(sizes=(10, 10, 10), density=0.99)
+def test_early_stop_waits_for_every_layer_and_flagged_layers_keep_evolving():
+    model = TinyMLP(sizes=(10, 10, 40), density=0.99)
+    with torch.no_grad():  # the second layer sparse enough that CH3-L3p regrowth finds other links
+        model.hidden[1].set_topology(SparseLinear(10, 40, density=0.2, generator=torch.Generator().manual_seed(1),
+                                                  dtype=torch.float64).indices)
+        model.hidden[1].values.normal_()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     engine = TopologyEngine(model, optimizer, make_method("cht", percolation=False),
                             Schedule(update_interval=1, total_steps=50))
-    engine.frozen = {model.hidden[0]}
-    before = model.hidden[0].indices.clone()
-    _train_step(model, optimizer, torch.randn(8, 10, dtype=torch.float64), torch.randint(5, (8,)))
+    x, y = torch.randn(8, 10, dtype=torch.float64), torch.randint(5, (8,))
+    _train_step(model, optimizer, x, y)
     stats = engine.step(1)
-    assert torch.equal(model.hidden[0].indices, before) and stats["layers"][0]["removed"] == 0
-    assert stats["layers"][1]["removed"] > 0 and stats["stopped"]
+    assert stats["layers"][0]["overlap"] > 0.9 and stats["layers"][1]["overlap"] < 0.9
+    assert engine.flagged == {model.hidden[0]} and not stats["stopped"]
+    _train_step(model, optimizer, x, y)
+    stats = engine.step(2)  # the flagged layer is still updated (its links removed and regrown)
+    assert stats["layers"][0]["removed"] > 0 and stats["layers"][1]["removed"] > 0
+    assert model.hidden[0] in engine.flagged and not stats["stopped"]  # the flag is sticky
+    engine.flagged.add(model.hidden[1])  # once every layer has passed, all evolution stops
+    _train_step(model, optimizer, x, y)
+    assert engine.step(3)["stopped"] and engine.step(4) is None

@@ -1,0 +1,125 @@
+"""The methods as the authors run them: state kept across an update, SET's sign-split removal, MEST's score
+and elastic turnover, CHTss's exponent and ζ schedule (method.md §2-§5; issue "methods as the authors run them")."""
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from sparsenet.evolution import DensitySchedule, Schedule, TopologyEngine, make_method, method_schedule
+from sparsenet.evolution.selection import keep_per_sign
+from sparsenet.sparse import linear_keys, link_count
+from tests.evolution.test_engine import TinyMLP, _data, _train_step
+
+
+def _snapshot(layer, optimizer) -> dict:
+    """``{key: (value, state values...)}`` of every link of ``layer``."""
+    keys = linear_keys(layer.indices, layer.in_features).tolist()
+    state = optimizer.state.get(layer.values, {})
+    tensors = [layer.values.detach()] + [state[k] for k in sorted(state) if torch.is_tensor(state[k])
+                                          and state[k].dim() == 1]
+    return {key: tuple(float(t[i]) for t in tensors) for i, key in enumerate(keys)}
+
+
+@settings(max_examples=12, deadline=None)
+@given(name=st.sampled_from(["set", "rigl", "mest", "cht", "chts", "chtss"]), adam=st.booleans(),
+       seed=st.integers(0, 1000))
+def test_links_present_before_and_after_an_update_keep_value_and_state(name, adam, seed):
+    method = make_method(name, percolation=False) if name in ("cht", "chts", "chtss") else make_method(name)
+    model = TinyMLP(density=DensitySchedule(0.3, method.density_schedule).start(), seed=seed)
+    optimizer = (torch.optim.Adam(model.parameters(), lr=1e-2) if adam
+                 else torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
+    engine = TopologyEngine(model, optimizer, method, Schedule(update_interval=2, total_steps=40, zeta=0.5),
+                            density=0.3, seed=seed)
+    x, y = _data(seed=seed)
+    regained = 0
+    for step in range(1, 9):
+        _train_step(model, optimizer, x, y)
+        before = [_snapshot(layer, optimizer) for layer in model.hidden]
+        stats = engine.step(step)
+        if stats is None:
+            continue
+        for layer, old in zip(model.hidden, before):
+            new = _snapshot(layer, optimizer)
+            for key, entry in new.items():
+                if key in old:
+                    assert entry == old[key]  # value and every moment, bit for bit
+                else:
+                    assert all(v == 0.0 for v in entry)  # a new link: zero value, zero state
+        regained += sum(s["overlap"] * s["regrown"] for s in stats["layers"])
+    if name in ("cht", "chts"):
+        assert regained > 0  # some links were removed and regrown in one update: the case that matters
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.sampled_from([-3.0, -2.0, -1.0, -0.5, 0.0, 0.25, 0.5, 1.0, 2.0, 4.0]), max_size=30),
+       zeta=st.sampled_from([0.0, 0.1, 0.3, 0.5, 0.9]), seed=st.integers(0, 100))
+def test_sign_split_removal_drops_the_zeta_share_of_each_sign_closest_to_zero(values, zeta, seed):
+    w = torch.tensor(values, dtype=torch.float64)
+    keep = keep_per_sign(w, zeta, torch.Generator().manual_seed(seed))
+    for side in (w > 0, w < 0):
+        n = int(side.sum())
+        removed = side & ~keep
+        assert int(removed.sum()) == int(zeta * n)  # ⌊ζ·n⌋ of this sign
+        if removed.any() and (side & keep).any():  # the removed ones are the closest to zero
+            assert float(w[removed].abs().max()) <= float(w[side & keep].abs().min())
+    assert not keep[w == 0].any()  # exact zeros always go
+
+
+def test_set_and_cht_use_the_sign_split_rule_and_chtss_the_released_schedules():
+    assert make_method("set").removal == "wm_signed" and make_method("cht").removal == "wm_signed"
+    cht = make_method("cht")
+    assert cht.zeta_decay == "constant" and method_schedule(cht, 10, 1000).end == 1000  # ICLR CHT: to the end
+    chtss = make_method("chtss")
+    schedule = method_schedule(chtss, 10, 1000, 0.3)
+    assert chtss.zeta_decay == "cosine" and schedule.end == 750
+    assert schedule.exponent_at(0) == 1.0 and schedule.exponent_at(375) == 5.0 and schedule.exponent_at(750) == 9.0
+    assert schedule.zeta_at(375) == pytest.approx(0.15)
+    with pytest.raises(ValueError, match="sign-split"):
+        make_method("set", removal="wm_signed_soft")
+
+
+def test_set_update_removes_the_sign_split_counts():
+    model = TinyMLP(density=0.3, seed=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    engine = TopologyEngine(model, optimizer, make_method("set"), Schedule(update_interval=1, total_steps=10, zeta=0.3))
+    _train_step(model, optimizer, *_data())
+    signs = [(int((l.values > 0).sum()), int((l.values < 0).sum())) for l in model.hidden]
+    stats = engine.step(1)
+    for (positive, negative), layer_stats in zip(signs, stats["layers"]):
+        assert layer_stats["removed"] == int(0.3 * positive) + int(0.3 * negative)
+
+
+@pytest.mark.parametrize("lam", [0.01, 1.0])
+def test_mest_score_uses_its_lambda(lam):
+    model = TinyMLP(sizes=(20, 30), density=0.3)
+    layer = model.hidden[0]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    method = make_method("mest", mest_lambda=lam)
+    engine = TopologyEngine(model, optimizer, method, Schedule(update_interval=1, total_steps=8), density=0.25)
+    _train_step(model, optimizer, *_data())
+    with torch.no_grad():
+        layer.values.grad.mul_(100.0)  # make the gradient term decide for the larger λ
+    score = layer.values.detach().abs() + lam * layer.values.grad.abs()
+    kept = engine._keep_masks(1, {l: engine._target_nnz(l, 1) for l in engine.layers})[layer]
+    assert 0 < int(kept.sum()) < layer.nnz
+    assert float(score[kept].min()) >= float(score[~kept].max())
+
+
+def test_mest_elastic_turnover_prunes_the_excess_and_regrows_the_elastic_share():
+    """EM&S: start at D + 5% of the layer; each update prunes to D (by |w| + λ|g|) and regrows at random to
+    D + 5% while progress < 0.6, then D + 2.5%, and nothing at the last update."""
+    final, shape = 0.1, (30, 20)
+    model = TinyMLP(sizes=(20, 30), density=DensitySchedule(final, "elastic").start())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    schedule = Schedule(update_interval=1, total_steps=11, t_end=11)  # updates 1..10, the last at 10
+    engine = TopologyEngine(model, optimizer, make_method("mest"), schedule, density=final)
+    layer, x, y = model.hidden[0], *_data()
+    d_nnz = link_count(*shape, final)
+    for step in range(1, 11):
+        nnz = layer.nnz
+        _train_step(model, optimizer, x, y)
+        stats = engine.step(step)["layers"][0]
+        progress = step / schedule.last_update
+        target = final if progress >= 1 else final + (0.05 if progress < 0.6 else 0.025)
+        assert stats["removed"] == nnz - d_nnz
+        assert stats["regrown"] == link_count(*shape, target) - d_nnz and layer.nnz == link_count(*shape, target)
+    assert layer.nnz == d_nnz
