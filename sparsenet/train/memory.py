@@ -87,7 +87,7 @@ def build_transformer(sparsity: float, seed: int = 0, device: str = "cpu", **siz
     generator = torch.Generator().manual_seed(seed)
     density = None if sparsity == 0 else 1.0 - sparsity
     model = Transformer(sizes["vocab"], sizes["d_model"], sizes["heads"], sizes["layers"], sizes["d_ff"],
-                        generator=generator, density=density)
+                        generator=generator, density=density, tie_embeddings="none")  # the authors' model
     return _er_topology(model, sparsity, generator).to(device)
 
 
@@ -110,7 +110,7 @@ def random_batch(model: nn.Module, batch: int, length: int = 32, seed: int = 0, 
     int64 ids in [4, vocab) (no pad/bos/eos). MLP: ``(x (batch, in) float32 N(0, 1), y (batch,) int64 classes)``."""
     generator = torch.Generator().manual_seed(seed)
     if isinstance(model, Transformer):
-        vocab = model.embedding.num_embeddings
+        vocab = model.source_embedding.num_embeddings
         src, tgt = (torch.randint(4, vocab, (batch, length + i), generator=generator) for i in (0, 1))
         return src.to(device), tgt[:, :-1].to(device), tgt[:, 1:].to(device)
     x = torch.randn(batch, model.hidden[0].in_features, generator=generator)

@@ -1,10 +1,14 @@
 """Transformer: cached decoding equals full decoding, decoders agree after real training, percolation pairs."""
+import math
+
+import pytest
 import torch
 from torch.nn import functional as F
 
 from sparsenet.evolution import Schedule, SamePosition, TopologyEngine, make_method, percolate
 from sparsenet.models import Transformer, beam_search, greedy_decode
 from sparsenet.sparse import SparseLinear
+from tests.models.reference_search import beam_search_per_sentence
 
 BOS, EOS = 1, 2
 
@@ -24,6 +28,48 @@ def test_sparse_and_dense_layers_are_where_the_paper_puts_them():
     assert len(sparse.percolation_relations()) == 2 * 3 + 2 * 5 and dense.percolation_relations() == []
 
 
+@pytest.mark.parametrize("tie", ["all", "source_target", "none"])
+def test_dense_parameters_start_xavier_uniform_with_zero_padding_rows(tie):
+    """Separate matrices (the authors' OpenNMT): every >= 2-D dense matrix Xavier-uniform. An embedding shared
+    between languages (fairseq): N(0, 1/d); the other matrices Xavier."""
+    model = Transformer(3000, d_model=64, heads=4, layers=2, d_ff=128, density=None, tie_embeddings=tie,
+                        generator=torch.Generator().manual_seed(0))
+    xavier = [model.encoder[0].ffn.w1.weight, model.decoder[1].cross_attention.q.weight]
+    embeddings = [model.source_embedding.weight, model.target_embedding.weight, model.generator.weight]
+    separate = {"all": [], "source_target": [model.generator.weight], "none": embeddings}[tie]
+    for weight in xavier + separate:
+        fan_out, fan_in = weight.shape
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        rows = (weight[1:] if weight.shape[0] == 3000 and weight is not model.generator.weight else weight).detach()
+        assert float(rows.abs().max()) <= bound
+        assert abs(float(rows.std()) / (bound / math.sqrt(3.0)) - 1.0) < 0.2
+    if tie != "none":
+        assert model.target_embedding is model.source_embedding
+        shared = model.source_embedding.weight[1:].detach()
+        assert abs(float(shared.std()) * math.sqrt(64) - 1.0) < 0.05 and abs(float(shared.mean())) < 0.01
+    assert not model.source_embedding.weight[0].any() and not model.target_embedding.weight[0].any()
+
+
+def test_tied_embeddings_share_one_matrix_and_round_trip_the_state_dict():
+    tied, untied, pair = _model(tie_embeddings="all"), _model(tie_embeddings="none"), _model()
+    shared = tied.source_embedding.weight
+    assert tied.target_embedding.weight is shared and tied.generator.weight is shared and tied.generator.bias is None
+    assert untied.target_embedding.weight is not untied.source_embedding.weight
+    assert untied.generator.weight is not untied.source_embedding.weight and untied.generator.bias is not None
+    assert pair.target_embedding is pair.source_embedding and pair.generator.weight is not pair.source_embedding.weight
+    n_tied = sum(p.numel() for p in tied.parameters())
+    assert sum(p.numel() for p in untied.parameters()) == n_tied + 2 * 16 * 32 + 16
+    assert sum(p.numel() for p in pair.parameters()) == n_tied + 16 * 32 + 16
+    with pytest.raises(ValueError, match="tie_embeddings"):
+        _model(tie_embeddings="yes")
+    copy = _model(tie_embeddings="all", seed=5)
+    copy.load_state_dict(tied.state_dict())
+    assert copy.generator.weight is copy.source_embedding.weight  # still one tensor after loading
+    src, tgt = torch.randint(3, 16, (2, 5)), torch.randint(3, 16, (2, 4))
+    tied.eval(), copy.eval()
+    torch.testing.assert_close(copy(src, tgt), tied(src, tgt), rtol=0, atol=0)
+
+
 def test_cached_decoding_equals_full_decoding():
     model = _model().eval()
     src = torch.randint(3, 16, (3, 7))
@@ -38,23 +84,42 @@ def test_cached_decoding_equals_full_decoding():
     torch.testing.assert_close(torch.stack(steps, 1), full, rtol=1e-5, atol=1e-5)
 
 
-def test_greedy_and_beam_agree_after_learning_to_copy():
+def _padded(lengths: list[int], generator) -> torch.Tensor:
+    """``(len(lengths), max)`` rows of random tokens in [3, 16) of the given lengths, padded with 0."""
+    src = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    for row, n in enumerate(lengths):
+        src[row, :n] = torch.randint(3, 16, (n,), generator=generator)
+    return src
+
+
+def _copy_model(steps: int = 150):
+    """A tiny model trained briefly to copy sources of 1-7 tokens: its beams end at EOS at varied lengths."""
     model = _model(density=0.6, seed=1)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(0)
-    for _ in range(300):
-        src = torch.randint(3, 16, (32, 5), generator=g)
+    for _ in range(steps):
+        src = _padded(torch.randint(1, 8, (32,), generator=g).tolist(), g)
         tgt_in = torch.cat((torch.full((32, 1), BOS), src), 1)
-        tgt_out = torch.cat((src, torch.full((32, 1), EOS)), 1)
-        loss = F.cross_entropy(model(src, tgt_in).flatten(0, 1), tgt_out.flatten())
+        tgt_out = torch.cat((src, torch.zeros(32, 1, dtype=torch.long)), 1)
+        tgt_out[torch.arange(32), (src != 0).sum(1)] = EOS
+        loss = F.cross_entropy(model(src, tgt_in).flatten(0, 1), tgt_out.flatten(), ignore_index=0)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    src = torch.randint(3, 16, (8, 5), generator=g)
-    greedy = greedy_decode(model, src, BOS, EOS, max_length=10)
-    beam = beam_search(model, src, BOS, EOS, beam=2, max_length=10)
-    assert greedy == beam
-    assert sum(out == row for out, row in zip(greedy, src.tolist())) >= 6  # it did learn to copy
+    return model
+
+
+@pytest.mark.parametrize("beam, alpha", [(2, 1.0), (4, 0.6), (5, 0.0)])
+def test_batched_beam_search_equals_the_per_sentence_beam(beam, alpha):
+    model = _copy_model()
+    g = torch.Generator().manual_seed(3)
+    lengths = torch.randint(1, 8, (50,), generator=g).tolist()
+    src = _padded(lengths, g)
+    batched = beam_search(model, src, BOS, EOS, beam=beam, max_length=6, alpha=alpha)
+    reference = beam_search_per_sentence(model, src, BOS, EOS, beam=beam, max_length=6, alpha=alpha)
+    assert batched == reference
+    assert len({len(out) for out in batched}) > 2  # rows finish at different steps: compaction was exercised
+    assert any(len(out) == 6 for out in batched)  # and some hit the length limit
 
 
 def test_batched_greedy_equals_beam_of_one_per_sentence_with_padding_and_length_limits():
