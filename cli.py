@@ -11,15 +11,16 @@ from sparsenet.runtime import tune_cpu_allocator
 
 DEFAULTS = dict(method="chts", seed=0, download=False, out_dir="runs", wandb="auto", quiet=False)
 _SHARED = {"dataset", "method", "sparsity", "seed", "init", "weights", "beta", "removal", "regrowth", "zeta",
+           "exponent_start", "exponent_end", "mest_lambda",
            "update_interval", "init_topology", "data_dir", "out_dir", "run_name", "wandb", "quiet"}
 RECIPES = {  # which train options each model takes
     "mlp": _SHARED | {"epochs", "r", "degree_dist", "equal_partition", "resort", "percolation", "early_stop",
-                      "density_schedule", "historical_weights", "exponent_start", "exponent_end", "zeta_decay",
+                      "density_schedule", "historical_weights", "zeta_decay",
                       "batch_size", "lr", "momentum", "weight_decay", "hidden", "lr_end_factor", "lr_decay_fraction",
-                      "activation", "download"},
+                      "activation", "valid_fraction", "download"},
     "transformer": _SHARED | {"preset", "train_steps", "warmup_steps", "lr_factor", "batch_tokens", "eval_every",
                               "beam_size", "length_penalty", "src_lang", "tgt_lang", "d_model", "heads", "layers",
-                              "d_ff", "vocab_size", "download"},
+                              "d_ff", "vocab_size", "tie_embeddings", "download"},
 }
 
 
@@ -33,15 +34,15 @@ class CLI:
               degree_dist: str | None = None, equal_partition: bool | None = None, resort: bool | None = None,
               percolation: bool | None = None, early_stop: float | None = None, density_schedule: str | None = None,
               historical_weights: bool | None = None, exponent_start: float | None = None,
-              exponent_end: float | None = None, zeta_decay: str | None = None, batch_size: int | None = None,
+              exponent_end: float | None = None, mest_lambda: float | None = None, zeta_decay: str | None = None, batch_size: int | None = None,
               lr: float | None = None, momentum: float | None = None, weight_decay: float | None = None,
               hidden: tuple | None = None, lr_end_factor: float | None = None, lr_decay_fraction: float | None = None,
-              activation: str | None = None, preset: str | None = None, train_steps: int | None = None,
+              activation: str | None = None, valid_fraction: float | None = None, preset: str | None = None, train_steps: int | None = None,
               warmup_steps: int | None = None, lr_factor: float | None = None, batch_tokens: int | None = None,
               eval_every: int | None = None, beam_size: int | None = None, length_penalty: float | None = None,
               src_lang: str | None = None, tgt_lang: str | None = None, d_model: int | None = None,
               heads: int | None = None, layers: int | None = None, d_ff: int | None = None,
-              vocab_size: int | None = None, data_dir: str | None = None, download: bool = False,
+              vocab_size: int | None = None, tie_embeddings: str | None = None, data_dir: str | None = None, download: bool = False,
               out_dir: str = "runs", run_name: str | None = None, wandb: str = "auto", quiet: bool = False,
               resume: str | None = None):
         """Train a model; print progress, a readable result line, and the summary JSON last.
@@ -64,7 +65,8 @@ class CLI:
             weights: value initialiser swi, kaiming, xavier or zeros (default: the method's; Xavier for the
                 Transformer).
             beta: BSW rewiring probability (default 0.25).
-            removal: override the removal rule: wm, ri, mest, or *_soft (default: the method's; CHTs on
+            removal: override the removal rule: wm, wm_signed (per sign, SET's), ri, mest, or wm/ri/mest
+                with _soft (default: the method's; SET and CHT wm_signed; CHTs on
                 fashion_mnist uses ri_soft, as the paper found RI better there).
             regrowth: override the regrowth rule: random, gradient, ch3_l3p, ch3_l3n, ch2_l3n, or *_soft.
             zeta: removal fraction per update, in [0, 1) (default 0.3).
@@ -82,8 +84,9 @@ class CLI:
             early_stop: MLP, freeze a layer once removed∩regrown/regrown exceeds this (CHT: 0.9).
             density_schedule: MLP, constant, elastic (MEST) or sigmoid (CHTss, from 50% density).
             historical_weights: MLP, regrown links restart from their last value instead of 0.
-            exponent_start: MLP, soft-removal exponent at the first update (default 1).
-            exponent_end: MLP, soft-removal exponent at the last update (default 3).
+            exponent_start: soft-removal exponent at the first update (default: the method's, 1).
+            exponent_end: soft-removal exponent at the last update (default: the method's, 3; CHTss 9).
+            mest_lambda: MEST's removal score |w| + lambda·|gradient| (default 0.01, the authors').
             zeta_decay: MLP, constant or cosine (default: the method's).
             batch_size: MLP batch (default 32).
             lr: MLP initial learning rate (default 0.025), decayed linearly to 1% over 90% of the epochs.
@@ -93,6 +96,9 @@ class CLI:
             lr_end_factor: MLP final lr as a share of --lr (default 0.01).
             lr_decay_fraction: MLP share of the epochs over which the lr decays (default 0.9).
             activation: MLP relu, gelu or tanh (default relu).
+            valid_fraction: MLP, share of each class's training images held out (seeded) as a validation
+                split for model selection (default 0.1; 0 trains on the whole training set, the paper's
+                protocol, and reports no at-best-validation accuracy).
             preset: Transformer sizes and schedule: paper (default) or cpu (Multi30k on a laptop).
             train_steps: Transformer optimizer steps (paper: 20000 Multi30k/IWSLT14, 80000 WMT17).
             warmup_steps: Transformer noam warm-up (paper: 3000 / 6000 / 8000).
@@ -108,6 +114,9 @@ class CLI:
             layers: Transformer encoder and decoder layers (default 6).
             d_ff: Transformer FFN width (paper: 1024 Multi30k, 2048 IWSLT14/WMT17).
             vocab_size: Transformer joint BPE vocabulary (default per data set: 8000 / 10000 / 40000).
+            tie_embeddings: Transformer embedding sharing over the joint BPE: source_target (default: one
+                embedding for both languages, a separate generator), all (one matrix for both embeddings and
+                the generator, fairseq's share-all-embeddings) or none (three matrices, the authors' OpenNMT).
             data_dir: data folder (default $SPARSENET_DATA, else ~/.cache/sparsenet).
             download: fetch missing data from the official source. MLP: the IDX files (sha256-checked).
                 Transformer: iwslt14 / wmt17 archives, prepared as fairseq's scripts do (sacreBLEU's 13a
@@ -135,6 +144,8 @@ class CLI:
                 if not (Path(resume) / "checkpoint.pt").exists():
                     raise ValueError(f"--resume {resume}: no checkpoint.pt there")
                 config = None
+                saved = json.loads((Path(resume) / "config.json").read_text()).get("model", "mlp")
+                recipe = classify if saved == "mlp" else translate  # the run's own recipe
             else:
                 foreign = sorted(set(given) - RECIPES[model])
                 if foreign:
@@ -145,8 +156,10 @@ class CLI:
             raise SystemExit(f"error: {error}")
         shape = "dense" if summary["method"] == "fc" else f"{summary['sparsity']:.0%} sparse"
         if "best_test_accuracy" in summary:
-            result = (f"best test accuracy {summary['best_test_accuracy']:.2%} (final "
-                      f"{summary['final_test_accuracy']:.2%})")
+            at_valid = summary["test_accuracy_at_best_valid"]
+            result = (f"test accuracy {'n/a' if at_valid is None else f'{at_valid:.2%}'} at the best validation "
+                      f"epoch (final {summary['final_test_accuracy']:.2%}, best over epochs "
+                      f"{summary['best_test_accuracy']:.2%})")
         else:
             result = f"BLEU {summary.get('bleu', float('nan')):.2f} (sacreBLEU {summary.get('sacrebleu', float('nan')):.2f})"
         print(f"{summary['dataset']} · {summary['method']} · {shape}: {result} with {summary['links']:,} links in "

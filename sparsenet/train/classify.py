@@ -10,8 +10,8 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from ..data import VisionData, load_vision
-from ..evolution import DensitySchedule, Schedule, TopologyEngine, make_method
+from ..data import VisionData, load_vision, split_validation
+from ..evolution import DensitySchedule, TopologyEngine, make_method, method_schedule
 from ..models import MLP
 from ..sparse import check_density
 from ..topology import copy_topology, init_sparse_model, sparse_layers
@@ -51,9 +51,11 @@ class ClassifyConfig:
     early_stop: float | None = None
     density_schedule: str | None = None
     historical_weights: bool | None = None
-    exponent_start: float = 1.0          # soft removal exponent, linear over the update window
-    exponent_end: float = 3.0
+    exponent_start: float | None = None  # soft removal exponent, linear over the update window (None: the
+    exponent_end: float | None = None    # method's: 1 -> 3, CHTss 1 -> 9)
+    mest_lambda: float | None = None     # MEST's |w| + λ|g| (None: the method's 0.01)
     activation: str = "relu"
+    valid_fraction: float = 0.1          # stratified, seeded share of the training set held out for selection
     init_topology: str | None = None
     seed: int = 0
     data_dir: str | None = None
@@ -73,6 +75,9 @@ class ClassifyConfig:
         if not 0.0 <= self.sparsity < 1.0 or isinstance(self.sparsity, bool):
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
         check_positive_ints(self, ("epochs", "batch_size", "update_interval"))
+        if isinstance(self.valid_fraction, bool) or not isinstance(self.valid_fraction, (int, float)) \
+                or not 0.0 <= self.valid_fraction < 1.0:
+            raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction!r}")
         check_sparse_method(self)
         return self
 
@@ -81,7 +86,8 @@ class ClassifyConfig:
         return make_method(name, init=self.init, weights=self.weights, removal=self.removal,
                            regrowth=self.regrowth, zeta_decay=self.zeta_decay, percolation=self.percolation,
                            early_stop=self.early_stop, density_schedule=self.density_schedule,
-                           historical_weights=self.historical_weights)
+                           historical_weights=self.historical_weights, exponent_start=self.exponent_start,
+                           exponent_end=self.exponent_end, mest_lambda=self.mest_lambda)
 
     @property
     def name(self) -> str:
@@ -178,11 +184,8 @@ def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator)
     scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, config.lr_end_factor,
                                                   max(1, int(config.lr_decay_fraction * config.epochs)))
     steps_per_epoch = math.ceil(data.train_x.shape[0] / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    decaying = method.zeta_decay == "cosine" or method.density_schedule != "constant"
-    t_end = int(0.75 * total) if decaying else total  # updates strictly before t_end: never after the last epoch
-    schedule = Schedule(steps_per_epoch * config.update_interval, total, config.zeta, method.zeta_decay, t_end,
-                        config.exponent_start, config.exponent_end)
+    schedule = method_schedule(method, steps_per_epoch * config.update_interval, steps_per_epoch * config.epochs,
+                               config.zeta)
     engine = TopologyEngine(model, optimizer, method, schedule, density=1.0 - config.sparsity, seed=config.seed)
     return model, optimizer, scheduler, engine, steps_per_epoch
 
@@ -214,18 +217,35 @@ def _dense_params(model) -> int:
                                                              for l in sparse_layers(model))
 
 
+def _select(best: dict, test_accuracy: float, valid: tuple | None, epoch: int) -> None:
+    """Update ``best`` in place with an epoch evaluated at the final density: the maximum test accuracy
+    (the paper's protocol) and, with a validation split, the test accuracy of the best-validation epoch
+    (the earliest on ties)."""
+    if best["test_accuracy"] is None or test_accuracy > best["test_accuracy"]:
+        best["test_accuracy"] = test_accuracy
+    if valid is not None and (best["valid_accuracy"] is None or valid[1] > best["valid_accuracy"]):
+        best.update(valid_accuracy=valid[1], test_accuracy_at_best_valid=test_accuracy, epoch=epoch)
+
+
 def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
-    """Train, evaluate every epoch, checkpoint every epoch; returns the summary (also in summary.json)."""
+    """Train, evaluate every epoch (validation split and test, before that epoch's topology update),
+    checkpoint every epoch; returns the summary (also in summary.json).
+
+    Summary accuracies: ``test_accuracy_at_best_valid`` (test accuracy of the epoch with the best
+    validation accuracy), ``final_test_accuracy`` and ``best_test_accuracy`` (the maximum over epochs, the
+    paper's protocol); the two "best" consider only epochs at the final density (density-decay methods)."""
     run_dir = Path(resume) if resume else Path(config.out_dir) / config.name
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt") if resume else None
     if checkpoint:
         config = ClassifyConfig(**checkpoint["config"])
-    data = load_vision(config.dataset, config.data_dir, config.download)  # fails before any file is written
+    data = split_validation(load_vision(config.dataset, config.data_dir, config.download),  # fails before any
+                            config.valid_fraction, config.seed)                              # file is written
     torch.manual_seed(config.seed)
     init_generator = torch.Generator().manual_seed(config.seed)
     data_generator = torch.Generator().manual_seed(config.seed + 1)
     model, optimizer, scheduler, engine, steps_per_epoch = _build(config, data, init_generator)
-    start_epoch, global_step, best, history = 0, 0, 0.0, {"train_seconds": 0.0}
+    start_epoch, global_step, history = 0, 0, {"train_seconds": 0.0}
+    best = {"test_accuracy": None, "valid_accuracy": None, "test_accuracy_at_best_valid": None, "epoch": None}
     if checkpoint:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -258,12 +278,16 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
         scheduler.step()
         train_seconds = time.perf_counter() - started
         test_loss, test_accuracy = evaluate(model, data.test_x, data.test_y)
+        valid = evaluate(model, data.valid_x, data.valid_y) if data.valid_x is not None else None
+        if engine.at_final_density(global_step):  # model selection only at the final density
+            _select(best, test_accuracy, valid, epoch + 1)
         update = engine.step(global_step)  # at the epoch's end, after evaluating what the epoch trained
         optimizer.zero_grad(set_to_none=True)
-        best = max(best, test_accuracy)
         history["train_seconds"] += train_seconds
         record = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
-                  "test_loss": test_loss, "test_accuracy": test_accuracy, "lr": scheduler.get_last_lr()[0],
+                  "test_loss": test_loss, "test_accuracy": test_accuracy,
+                  **({"valid_loss": valid[0], "valid_accuracy": valid[1]} if valid else {}),
+                  "lr": scheduler.get_last_lr()[0],
                   "links": _links(model), "epoch_seconds": train_seconds,
                   **({"anp": update["anp"], "overlap": update["overlap"], "update_seconds": update["seconds"],
                       "removed": update["removed"], "regrown": update["regrown"]} if update else {})}
@@ -277,7 +301,10 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
                        f"links {record['links']}  {train_seconds:.1f}s")
     summary = {"model": config.model, "dataset": config.dataset, "method": config.method,
                "sparsity": config.sparsity, "seed": config.seed, "epochs": config.epochs,
-               "best_test_accuracy": best, "final_test_accuracy": evaluate(model, data.test_x, data.test_y)[1],
+               "test_accuracy_at_best_valid": best["test_accuracy_at_best_valid"],
+               "best_valid_accuracy": best["valid_accuracy"], "best_valid_epoch": best["epoch"],
+               "final_test_accuracy": evaluate(model, data.test_x, data.test_y)[1],
+               "best_test_accuracy": best["test_accuracy"], "valid_fraction": config.valid_fraction,
                "train_seconds": history["train_seconds"], "seconds_per_epoch": history["train_seconds"] / max(
                    1, config.epochs), "links": _links(model),
                "nnz": sum(p.numel() for p in model.parameters()), "dense_params": _dense_params(model),

@@ -13,8 +13,9 @@ from tqdm import tqdm
 
 from ..data.prepare_translation import prepare
 from ..data.translation import BOS, CORPORA, EOS, PAD, bpe_model, encode, read_pairs, token_batches
-from ..evolution import Schedule, TopologyEngine
+from ..evolution import DensitySchedule, TopologyEngine, method_schedule
 from ..models import Transformer, beam_search, greedy_decode
+from ..models.transformer import TIE_MODES
 from ..topology import copy_topology, init_sparse_model, sparse_layers
 from .checkpoint import load_checkpoint, load_topologies, rng_state, save_checkpoint, set_rng_state
 from .classify import check_positive_ints, check_run_options, check_sparse_method, merge_options
@@ -47,6 +48,7 @@ class TranslateConfig:
     beam_size: int = 2
     length_penalty: float = 1.0
     max_length: int = 256
+    tie_embeddings: str = "source_target"  # source_target, all or none (models.transformer.TIE_MODES)
     src_lang: str | None = None
     tgt_lang: str | None = None
     init: str | None = None
@@ -54,6 +56,9 @@ class TranslateConfig:
     beta: float = 0.25
     removal: str | None = None
     regrowth: str | None = None
+    exponent_start: float | None = None  # soft removal exponent (None: the method's, CHTss 1 -> 9)
+    exponent_end: float | None = None
+    mest_lambda: float | None = None     # MEST's |w| + λ|g| (None: the method's 0.01)
     init_topology: str | None = None
     seed: int = 0
     data_dir: str | None = None
@@ -72,6 +77,8 @@ class TranslateConfig:
             self.sparsity = 0.0
         elif not 0.0 < self.sparsity < 1.0:
             raise ValueError(f"sparsity must be in (0, 1) for a sparse method, got {self.sparsity!r}")
+        if self.tie_embeddings not in TIE_MODES:
+            raise ValueError(f"unknown tie_embeddings {self.tie_embeddings!r}; choose from {list(TIE_MODES)}")
         check_positive_ints(self, ("train_steps", "warmup_steps", "batch_tokens", "update_interval", "eval_every",
                                    "beam_size"))
         check_sparse_method(self)
@@ -82,7 +89,8 @@ class TranslateConfig:
         name = "static" if self.method == "fc" else self.method
         defaults = {"init": "bsw", "weights": "xavier"} if name in ("cht", "chts") else {"weights": "xavier"}
         return make_method(name, init=self.init or defaults.get("init"), weights=self.weights or defaults["weights"],
-                           removal=self.removal, regrowth=self.regrowth)
+                           removal=self.removal, regrowth=self.regrowth, exponent_start=self.exponent_start,
+                           exponent_end=self.exponent_end, mest_lambda=self.mest_lambda)
 
     @property
     def languages(self) -> tuple:
@@ -114,7 +122,8 @@ def build_config(**options) -> TranslateConfig:
     if (dataset, preset) not in PRESETS and preset != "paper":
         raise ValueError(f"no preset {preset!r} for {dataset}; available: "
                          f"{sorted(p for d, p in PRESETS if d == dataset)}")
-    values = merge_options(TranslateConfig, options, PRESETS.get((dataset, preset), {}), ("quiet", "download"))
+    values = merge_options(TranslateConfig, options, PRESETS.get((dataset, preset), {}),
+                           ("quiet", "download"))
     return TranslateConfig(**values).validate()
 
 
@@ -163,8 +172,8 @@ def bleu(hypotheses: list[str], references: list[str] | list[list[str]]) -> dict
 
 
 def decode(model, sources: list[list[int]], config: TranslateConfig, chunk: int = 64) -> list[list[int]]:
-    """Token ids of each source's translation: beam search (``beam_size`` > 1, one sentence at a time) or,
-    for beam 1, the identical greedy search batched ``chunk`` sentences at a time."""
+    """Token ids of each source's translation, ``chunk`` sentences at a time: batched beam search
+    (``beam_size`` > 1) or, for beam 1, the identical greedy search."""
     hypotheses = []
     for start in range(0, len(sources), chunk):
         rows = [torch.tensor(ids + [EOS]) for ids in sources[start:start + chunk]]
@@ -178,7 +187,8 @@ def decode(model, sources: list[list[int]], config: TranslateConfig, chunk: int 
 
 
 def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
-    """Train with validation every ``eval_every`` steps, keep the best-validation model, report test BLEU."""
+    """Train with validation every ``eval_every`` steps (before that step's topology update), keep the
+    best-validation model among evaluations at the final density, report its test BLEU."""
     run_dir = Path(resume) if resume else Path(config.out_dir) / config.name
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt") if resume else None
     if checkpoint:
@@ -195,17 +205,19 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
     init_generator = torch.Generator().manual_seed(config.seed)
     data_generator = torch.Generator().manual_seed(config.seed + 1)
     method = config.engine_method()
-    density = None if config.method == "fc" else 1.0 - config.sparsity
+    final = None if config.method == "fc" else 1.0 - config.sparsity
+    start = None if final is None else DensitySchedule(final, method.density_schedule).start()  # CHTss: 50%
     model = Transformer(processor.get_piece_size(), config.d_model, config.heads, config.layers, config.d_ff,
-                        config.dropout, config.attention_dropout, density, config.max_length + 2, init_generator)
+                        config.dropout, config.attention_dropout, start, config.max_length + 2, init_generator,
+                        config.tie_embeddings)
     if config.init_topology:  # validate() ensured a sparse method
         copy_topology(model, load_topologies(config.init_topology), method.weights, init_generator)
-    elif density is not None:
-        init_sparse_model(model, method.init, density, method.weights, generator=init_generator,
+    elif start is not None:
+        init_sparse_model(model, method.init, start, method.weights, generator=init_generator,
                           **({"beta": config.beta} if method.init == "bsw" else {}))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.0, betas=(0.9, 0.998))
-    schedule = Schedule(config.update_interval, config.train_steps, config.zeta, method.zeta_decay)
-    engine = TopologyEngine(model, optimizer, method, schedule, density=density, seed=config.seed)
+    schedule = method_schedule(method, config.update_interval, config.train_steps, config.zeta)
+    engine = TopologyEngine(model, optimizer, method, schedule, density=final, seed=config.seed)
     sources, targets = encode(processor, train_src, config.max_length), encode(processor, train_tgt, config.max_length)
     valid = token_batches(encode(processor, valid_src, config.max_length),
                           encode(processor, valid_tgt, config.max_length), config.batch_tokens, shuffle=False)
@@ -236,20 +248,21 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
         for group in optimizer.param_groups:
             group["lr"] = inoam(step, config, rewarm)
         optimizer.step()
-        engine.step(step)
-        optimizer.zero_grad(set_to_none=True)
         loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
         progress.update()
-        if step % config.eval_every == 0 or step == config.train_steps:
+        evaluating = step % config.eval_every == 0 or step == config.train_steps
+        if evaluating:  # before this step's topology update, as the authors' trainer
             valid_loss = validation_loss(model, valid)
-            seconds += time.perf_counter() - started
             record = {"step": step, "train_loss": loss_sum / loss_count, "valid_loss": valid_loss,
-                      "valid_ppl": math.exp(min(valid_loss, 50)), "links": sum(l.nnz for l in sparse_layers(model)),
-                      "seconds": seconds}
-            tracker.log(record, step=step)
-            if valid_loss < best:
+                      "valid_ppl": math.exp(min(valid_loss, 50)), "links": sum(l.nnz for l in sparse_layers(model))}
+            if engine.at_final_density(step) and valid_loss < best:  # select only at the final density
                 best = valid_loss
                 save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
+        engine.step(step)
+        optimizer.zero_grad(set_to_none=True)
+        if evaluating:
+            seconds += time.perf_counter() - started
+            tracker.log({**record, "seconds": seconds}, step=step)
             save_checkpoint(run_dir / "checkpoint.pt", {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "engine": engine.state_dict(),
                 "rng": {**rng_state({}), "data": epoch_start}, "step": step, "epoch": epoch, "position": position,

@@ -21,9 +21,10 @@ def test_default_run_is_offline_digits_chts(tmp_path):
     summary = json.loads(lines[-1])
     assert summary["dataset"] == "digits" and summary["method"] == "chts" and summary["sparsity"] == 0.9
     assert summary["best_test_accuracy"] > 0.9
-    assert "best test accuracy" in lines[-2] and "links" in lines[-2]
+    assert "at the best validation epoch" in lines[-2] and "links" in lines[-2]
+    assert summary["test_accuracy_at_best_valid"] > 0.9 and summary["valid_fraction"] == 0.1
     for key in ("model", "dataset", "method", "sparsity", "seed", "epochs", "best_test_accuracy",
-                "final_test_accuracy", "train_seconds", "nnz", "dense_params"):
+                "final_test_accuracy", "best_valid_accuracy", "best_valid_epoch", "train_seconds", "nnz", "dense_params"):
         assert key in summary
 
 

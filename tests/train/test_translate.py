@@ -147,3 +147,50 @@ def test_fifty_multi30k_steps_train_and_decode_the_test_set(tmp_path):
     assert summary["links"] == 3 * (4 * square + 2 * ffn) + 3 * (8 * square + 2 * ffn)  # 3 encoder + 3 decoder
     hypotheses = (Path(summary["run_dir"]) / "test.hyp").read_text().splitlines()
     assert len(hypotheses) == 1000 and summary["bleu"] >= 0.0
+
+
+def _tiny_options(tmp_path, **changes) -> dict:
+    root = _corpus(tmp_path / "data", lines=80)
+    return {**dict(dataset="multi30k", data_dir=str(root), out_dir=str(tmp_path / "runs"), d_model=32, heads=4,
+                   layers=1, d_ff=64, vocab_size=60, train_steps=200, warmup_steps=10, batch_tokens=400,
+                   update_interval=10, eval_every=20, lr_factor=1.0, sparsity=0.8, beam_size=1, wandb="off",
+                   quiet=True), **changes}
+
+
+def test_chtss_transformer_decays_from_half_density_and_reports_a_final_density_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))
+    summary = translate.train(build_config(**_tiny_options(tmp_path), method="chtss"))
+    records = [json.loads(line) for line in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    dense = 4 * 32 * 32 + 2 * 32 * 64 + 8 * 32 * 32 + 2 * 32 * 64  # encoder + decoder projections
+    final = summary["links"]
+    assert abs(final / dense - 0.2) < 0.01  # the reported checkpoint is at the final density
+    assert records[0]["step"] == 20 and abs(records[0]["links"] / dense - 0.5) < 0.01  # starts at 50%
+    by_step = {r["step"]: r["links"] for r in records}
+    assert by_step[140] > final and all(by_step[s] == final for s in (160, 180, 200))  # last update at 140 < 150
+    best = min((r for r in records if r["step"] > 140), key=lambda r: r["valid_loss"])
+    assert summary["best_valid_loss"] == best["valid_loss"]
+
+
+def test_validation_sees_the_weights_before_that_steps_topology_update(tmp_path, monkeypatch):
+    """At an evaluation step that is also an update step, validation runs first: its loss equals the loss of
+    the model saved just before the engine's step (captured by wrapping the engine)."""
+    monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))
+    order = []
+    real_step, real_loss = translate.TopologyEngine.step, translate.validation_loss
+
+    def step(engine, global_step):
+        stats = real_step(engine, global_step)
+        if stats is not None:
+            order.append(("update", global_step))
+        return stats
+
+    def loss(model, batches):
+        order.append(("valid", sum(l.nnz for l in translate.sparse_layers(model))))
+        return real_loss(model, batches)
+
+    monkeypatch.setattr(translate.TopologyEngine, "step", step)
+    monkeypatch.setattr(translate, "validation_loss", loss)
+    translate.train(build_config(**_tiny_options(tmp_path, train_steps=40), method="chtss"))
+    # updates at 10 and 20 (t_end 30); the evaluation at 20 sees the density before the update at 20
+    assert [o[0] for o in order] == ["update", "valid", "update", "valid"]
+    assert order[1][1] > order[3][1]  # evaluated at step 20 before the update, then at step 40 after it
