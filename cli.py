@@ -81,12 +81,16 @@ class CLI:
             equal_partition: MLP, BSF fix: equal input degrees in the first layer.
             resort: MLP, BSF fix: align hidden-neuron degrees between layers.
             percolation: MLP, remove dead neurons' links after removal (default: the method's; on for CHT*).
-            early_stop: MLP, freeze a layer once removed∩regrown/regrown exceeds this (CHT: 0.9).
+            early_stop: MLP, stop all topology updates once every layer has had an update whose
+                removed∩regrown/regrown exceeded this (CHT: 0.9; flagged layers keep evolving until then).
             density_schedule: MLP, constant, elastic (MEST) or sigmoid (CHTss, from 50% density).
             historical_weights: MLP, regrown links restart from their last value instead of 0.
-            exponent_start: soft-removal exponent at the first update (default: the method's, 1).
-            exponent_end: soft-removal exponent at the last update (default: the method's, 3; CHTss 9).
-            mest_lambda: MEST's removal score |w| + lambda·|gradient| (default 0.01, the authors').
+            exponent_start: soft-removal exponent at step 0, linear to exponent_end at the end of the update
+                window (default: the method's, 1).
+            exponent_end: soft-removal exponent at the end of the update window (default: the method's, 3;
+                CHTss 9).
+            mest_lambda: MEST's removal score |w| + lambda·|gradient| (default 0.01, the authors'). MEST's
+                elastic turnover removes everything above the final density, so --zeta does not apply.
             zeta_decay: MLP, constant or cosine (default: the method's).
             batch_size: MLP batch (default 32).
             lr: MLP initial learning rate (default 0.025), decayed linearly to 1% over 90% of the epochs.

@@ -1,57 +1,74 @@
-"""Builds the table of results/mlp_99.md from runs/mlp_99 (finished runs and the progress of unfinished ones).
+"""Builds the tables of results/mlp_99.md from runs/mlp_99: one row per (data set, method), mean ± s.e. over
+the seeds that finished (count shown; unfinished runs are listed with their epochs so far), the paper's
+NIPS Table 7 cell beside it.
+
+Accuracy columns: "at best valid" = test accuracy of the epoch with the best validation accuracy (the
+honest number); "final" = after the last epoch; "best (paper's protocol)" = the maximum test accuracy over
+the epochs at the final density. ANP = active-neuron rate after the last update.
 
     python results/mlp_99_table.py [RUNS_DIR]
 """
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
 
-PAPER = {  # method.md §7.2, NIPS Table 7 (CHTs-p row for chts): accuracy ± s.e. over 3 seeds
-    "mnist": {"fc": "98.78±0.02", "set": "98.14±0.02", "rigl": "98.61±0.01", "cht": "98.48±0.04", "chts": "98.81±0.04"},
-    "fashion_mnist": {"fc": "90.88±0.02", "set": "89.00±0.09", "rigl": "89.91±0.07", "cht": "88.70±0.07",
-                      "chts": "90.93±0.03"},
-}
-PAPER_ANP = {"mnist": {"chts": "20%", "cht": "29%", "rigl": "29%", "set": "100%"},
-             "fashion_mnist": {"chts": "89%", "cht": "30%", "rigl": "55%", "set": "100%"}}
-COMMAND = ("python cli.py train --dataset {dataset} --method {method} --sparsity 0.99 --epochs 100 --seed 0 "
+from sparsenet.train.paper import paper_value
+
+METHODS = ("fc", "set", "rigl", "mest", "cht", "chts", "chtss")
+DATASETS = ("mnist", "fashion_mnist")
+COMMAND = ("python cli.py train --dataset {dataset} --method {method} --sparsity 0.99 --epochs 100 --seed {seed} "
            "--data_dir ../shared/data --out_dir runs/mlp_99 --wandb off --quiet")
 
 
-def row(run_dir: Path) -> dict | None:
-    config = json.loads((run_dir / "config.json").read_text())
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    if not metrics:
-        return None
-    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else None
-    anp = next((m["anp"] for m in reversed(metrics) if m.get("anp") is not None), None)
-    return {"dataset": config["dataset"], "method": config["method"], "epochs": len(metrics),
-            "finished": summary is not None, "best": max(m["test_accuracy"] for m in metrics),
-            "final": metrics[-1]["test_accuracy"], "seconds": statistics.median(m["epoch_seconds"] for m in metrics),
-            "anp": anp, "links": metrics[-1]["links"]}
+def mean_se(values: list, scale: float = 100.0) -> str:
+    values = [scale * v for v in values if v is not None]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values) / math.sqrt(len(values)):.2f}"
+
+
+def paper(metric: str, dataset: str, method: str) -> str:
+    cell = paper_value(metric, {"dataset": dataset, "method": method, "sparsity": 0.0 if method == "fc" else 0.99})
+    if cell is None:
+        return "–"
+    return f"{cell[0]:g}" + (f" ± {cell[1]:.2f}" if cell[1] is not None else "")
 
 
 def main(runs: Path) -> None:
-    rows = [r for r in (row(d) for d in sorted(runs.iterdir()) if (d / "metrics.jsonl").exists()) if r]
-    for dataset in ("mnist", "fashion_mnist"):
+    summaries, unfinished = [], []
+    for run_dir in sorted(d for d in runs.iterdir() if (d / "config.json").exists()):
+        if (run_dir / "summary.json").exists():
+            summaries.append(json.loads((run_dir / "summary.json").read_text()))
+        else:
+            config = json.loads((run_dir / "config.json").read_text())
+            epochs = len((run_dir / "metrics.jsonl").read_text().splitlines()) if (run_dir / "metrics.jsonl").exists() \
+                else 0
+            unfinished.append(f"{config['dataset']} {config['method']} seed {config['seed']}: {epochs} epochs")
+    for dataset in DATASETS:
         print(f"\n### {dataset}\n")
-        print("| method | best test acc % (ours) | paper | final % | epochs run | median s/epoch | ANP (ours / paper) "
-              "| links |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for method in ("fc", "set", "rigl", "cht", "chts"):
-            r = next((r for r in rows if r["dataset"] == dataset and r["method"] == method), None)
-            if r is None:
-                print(f"| {method} | not run | {PAPER[dataset][method]} | | | | | |")
+        print("| method | seeds | at best valid % | final % | best (paper's protocol) % | paper % | ANP (ours / paper) "
+              "| s/epoch | links |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for method in METHODS:
+            group = [s for s in summaries if s["dataset"] == dataset and s["method"] == method]
+            if not group:
+                print(f"| {method} | 0 | not run | | | {paper('best_test_accuracy', dataset, method)} | | | |")
                 continue
-            state = "" if r["finished"] else " (unfinished)"
-            anp = f"{r['anp']:.0%}" if r["anp"] is not None else "–"
-            print(f"| {method} | {100 * r['best']:.2f}{state} | {PAPER[dataset][method]} | {100 * r['final']:.2f} | "
-                  f"{r['epochs']} | {r['seconds']:.1f} | {anp} / {PAPER_ANP[dataset].get(method, '–')} | "
-                  f"{r['links']:,} |")
-    print("\nCommands (one per row):\n")
-    for dataset in ("mnist", "fashion_mnist"):
-        for method in ("fc", "set", "rigl", "cht", "chts"):
-            print(f"    {COMMAND.format(dataset=dataset, method=method)}")
+            g = lambda key: [s.get(key) for s in group]
+            anp = mean_se(g("anp")) if method != "fc" else "–"
+            print(f"| {method} | {len(group)} | {mean_se(g('test_accuracy_at_best_valid'))} | "
+                  f"{mean_se(g('final_test_accuracy'))} | {mean_se(g('best_test_accuracy'))} | "
+                  f"{paper('best_test_accuracy', dataset, method)} | {anp} / {paper('anp', dataset, method)} | "
+                  f"{statistics.mean(g('seconds_per_epoch')):.1f} | {group[0]['links']:,} |")
+    if unfinished:
+        print("\nUnfinished: " + "; ".join(unfinished))
+    print("\nCommands (one per finished run):\n")
+    for s in sorted(summaries, key=lambda s: (s["dataset"], METHODS.index(s["method"]), s["seed"])):
+        print(f"    {COMMAND.format(dataset=s['dataset'], method=s['method'], seed=s['seed'])}")
 
 
 if __name__ == "__main__":

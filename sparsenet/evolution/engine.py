@@ -191,7 +191,7 @@ class TopologyEngine:
                 remap_optimizer_state(self.optimizers, layer.values, old_to_new, layer.nnz)
             elif dist.get_rank() != 0:
                 layer.values.data.copy_(values)
-        stopped = torch.tensor([int(self.stopped)])
+        stopped = torch.tensor([int(self.stopped)], device=self.layers[0].values.device)
         dist.broadcast(stopped, src=0)
         self.stopped = bool(stopped)
 

@@ -30,7 +30,7 @@ class Method:
     prune_score: str | None = None      # density decay prunes by this score (default: the removal score)
     turnover: str = "zeta"              # zeta: remove ⌊ζ·n⌋ per update; excess: everything above the final
                                         # density (MEST's EM&S: prune to it, regrow to the elastic target)
-    exponent_start: float = 1.0         # soft-removal exponent at the first and at the last update
+    exponent_start: float = 1.0         # soft-removal exponent, linear from start (step 0) to end (t_end)
     exponent_end: float = 3.0
     mest_lambda: float = 0.01           # MEST score |w| + λ|g|
     init: str = "er"
@@ -71,6 +71,9 @@ class Method:
                              f"{list(REGROWTH_KINDS) + [k + '_soft' for k in REGROWTH_KINDS if k != 'random']}")
         if self.prune_score is not None and self.prune_score not in REMOVAL_SCORES:
             raise ValueError(f"unknown prune_score {self.prune_score!r}; choose from {sorted(REMOVAL_SCORES)}")
+        if self.early_stop is not None and self.density_schedule != "constant":
+            raise ValueError(f"method {self.name!r}: early_stop stops all updates, so it cannot go with the "
+                             f"decaying density schedule {self.density_schedule!r}")
         if self.removal is not None and self.removal_per_sign and self.removal_soft:
             raise ValueError(f"removal {self.removal!r}: the sign-split rule is hard only (use wm_signed)")
         if self.turnover not in TURNOVERS:

@@ -13,7 +13,8 @@ class Schedule:
     update_interval: steps between updates (> 0). total_steps: length of training.
     t_end: updates happen at multiples of the interval strictly before it; default 0.75·total_steps for
     cosine ζ (RigL/CHT), else total_steps (so never after the last step).
-    zeta: removal fraction in [0, 1); zeta_decay: constant, or cosine ζ_t = ζ/2 (1 + cos(π t / t_end)).
+    zeta: removal fraction in [0, 1); zeta_decay: constant, or cosine ζ_t = ζ/2 (1 + cos(π t / t_end))
+    (RigL, CHTss).
     exponent_start/end: soft-sampling exponent, linear in t over [0, t_end] (CHTs: 1 → 3).
     """
     update_interval: int
@@ -96,7 +97,8 @@ class DensitySchedule:
                 "sigmoid": max(self.final, self.initial)}[self.kind]
 
     def at(self, progress: float) -> float:
-        """Density after an update at ``progress`` = step / t_end in [0, 1]."""
+        """Density after an update at ``progress`` in [0, 1] (the engine passes step / last update step, so
+        the last update reaches the final density)."""
         progress = min(max(progress, 0.0), 1.0)
         if self.kind == "constant" or progress >= 1.0:
             return self.final

@@ -67,6 +67,8 @@ def beam_search(model, src: torch.Tensor, bos: int, eos: int, beam: int = 2, max
     model.eval()
     limits = length_limits(src, max_length, ratio, model.pad)
     rows = src.shape[0]
+    if max(limits, default=0) <= 0:
+        return [[] for _ in range(rows)]
     memory, memory_mask = model.encode(src)
     memory, memory_mask = memory.repeat_interleave(beam, 0), memory_mask.repeat_interleave(beam, 0)
     cache = model.new_cache()

@@ -143,7 +143,10 @@ def check_sparse_method(config) -> None:
     (``config.engine_method()`` raises on an unknown or contradictory rule)."""
     if config.method != "fc":
         check_density(1.0 - config.sparsity)
-        config.engine_method()
+        method = config.engine_method()
+        if config.init_topology is not None and method.density_schedule != "constant":
+            raise ValueError(f"--init_topology gives the final topology, but {config.method} starts denser "
+                             f"(density schedule {method.density_schedule!r})")
 
 
 def merge_options(config_class, options: dict, presets: dict, bool_options: tuple = ()) -> dict:
@@ -237,6 +240,9 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
     run_dir = Path(resume) if resume else Path(config.out_dir) / config.name
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt") if resume else None
     if checkpoint:
+        if not isinstance(checkpoint.get("best"), dict):
+            raise ValueError(f"{run_dir}: checkpoint from an older sparsenet (before validation splits and "
+                             f"final-density model selection); start the run again")
         config = ClassifyConfig(**checkpoint["config"])
     data = split_validation(load_vision(config.dataset, config.data_dir, config.download),  # fails before any
                             config.valid_fraction, config.seed)                              # file is written

@@ -87,7 +87,7 @@ def build_transformer(sparsity: float, seed: int = 0, device: str = "cpu", **siz
     generator = torch.Generator().manual_seed(seed)
     density = None if sparsity == 0 else 1.0 - sparsity
     model = Transformer(sizes["vocab"], sizes["d_model"], sizes["heads"], sizes["layers"], sizes["d_ff"],
-                        generator=generator, density=density, tie_embeddings="none")  # the authors' model
+                        generator=generator, density=density, tie_embeddings="source_target")  # the recipe's default
     return _er_topology(model, sparsity, generator).to(device)
 
 

@@ -64,12 +64,11 @@ def test_transformer_sparse_holds_less_and_matches_hand_counts(tmp_path):
                             length=8)
     projections = [(d, d)] * (4 + 8) + [(ff, d), (d, ff)] * 2  # encoder + decoder attention (self, cross), FFNs
     norms = 2 + 3 + 2                                              # encoder, decoder, final layer norms
-    shared = 2 * vocab * d * 4 + _dense_layer(vocab, d) + norms * 2 * d * 4  # the authors' untied source and
-    # target embeddings, generator, norms
+    shared = vocab * d * 4 + _dense_layer(vocab, d) + norms * 2 * d * 4  # embedding, generator, norms
     dense = shared + sum(_dense_layer(*shape) for shape in projections)
     sparse, structure = (sum(column) for column in zip(*(_sparse_layer(*shape) for shape in projections)))
     sparse += shared
-    steps = 4 * (2 + 2 + 2 * len(projections) + 2 * norms)  # Adam's float32 step counter per parameter tensor
+    steps = 4 * (1 + 2 + 2 * len(projections) + 2 * norms)  # Adam's float32 step counter per parameter tensor
     expected = {0.0: (dense, dense, 2 * dense + steps, 0), SPARSITY: (sparse, sparse, 2 * sparse + steps, structure)}
     _check_rows(table, report["rows"], expected)
 

@@ -121,7 +121,7 @@ def test_iwslt14_trains_from_a_prepared_folder(tmp_path, monkeypatch):
 
 def test_presets_and_foreign_options():
     cpu = build_config(dataset="multi30k", preset="cpu")
-    assert cpu.d_model == 256 and cpu.train_steps == 6000
+    assert cpu.d_model == 256 and cpu.train_steps == 3200 and cpu.beam_size == 4
     assert build_config(dataset="iwslt14").batch_tokens == 10240
     with pytest.raises(ValueError, match="no preset 'cpu' for wmt17"):
         build_config(dataset="wmt17", preset="cpu")
@@ -143,7 +143,7 @@ def test_fifty_multi30k_steps_train_and_decode_the_test_set(tmp_path):
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     records = _records(Path(summary["run_dir"]))
     assert [r["step"] for r in records] == [25, 50] and records[1]["valid_loss"] < records[0]["valid_loss"]
-    square, ffn = round(0.1 * 256 * 256), round(0.1 * 256 * 512)  # links per layer, rounded per layer
+    square, ffn = round(0.1 * 256 * 256), round(0.1 * 256 * 1024)  # links per layer, rounded per layer
     assert summary["links"] == 3 * (4 * square + 2 * ffn) + 3 * (8 * square + 2 * ffn)  # 3 encoder + 3 decoder
     hypotheses = (Path(summary["run_dir"]) / "test.hyp").read_text().splitlines()
     assert len(hypotheses) == 1000 and summary["bleu"] >= 0.0
