@@ -68,3 +68,22 @@ def test_density_decay_prune_scores():
     assert make_method("chtss").prune_score == "ri" and make_method("mest").prune_score is None
     with pytest.raises(ValueError, match="unknown prune_score 'snip'"):
         make_method("mest", prune_score="snip")
+
+
+def test_schedules_pinned_by_value():
+    import math
+    from sparsenet.evolution import DensitySchedule
+    cosine = Schedule(update_interval=10, total_steps=1000, zeta=0.4, zeta_decay="cosine", t_end=800)
+    assert cosine.zeta_at(0) == pytest.approx(0.4) and cosine.zeta_at(400) == pytest.approx(0.2)
+    assert cosine.zeta_at(200) == pytest.approx(0.2 * (1 + math.cos(math.pi / 4)))
+    assert cosine.zeta_at(800) == pytest.approx(0.0) and cosine.zeta_at(900) == pytest.approx(0.0)
+    assert cosine.last_update == 790 and cosine.is_update(790) and not cosine.is_update(800)
+    assert cosine.exponent_at(400) == pytest.approx(2.0) and cosine.exponent_at(1000) == pytest.approx(3.0)
+    sigmoid = DensitySchedule(0.1, "sigmoid", initial=0.5, k=6.0)
+    assert sigmoid.start() == 0.5 and sigmoid.at(0.0) == pytest.approx(0.5) and sigmoid.at(1.0) == 0.1
+    assert sigmoid.at(0.5) == pytest.approx(0.3)  # the logistic's midpoint
+    s = lambda x: 1 / (1 + math.exp(-x))
+    assert sigmoid.at(0.25) == pytest.approx(0.5 - 0.4 * (0.5 + (s(-3.0) - 0.5) / (s(6.0) - s(-6.0))))
+    elastic = DensitySchedule(0.01, "elastic")
+    assert elastic.start() == pytest.approx(0.06) and elastic.at(0.59) == pytest.approx(0.06)
+    assert elastic.at(0.6) == pytest.approx(0.035) and elastic.at(1.0) == 0.01

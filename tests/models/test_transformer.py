@@ -154,3 +154,60 @@ def test_percolation_keeps_query_and_key_dimensions_together():
         emptied += int((~q_alive).sum())
     assert emptied > 0  # the rule had work to do
     assert engine.step(1)["removed"] > 0
+
+
+def _sequence_log_probs(model, src_row: torch.Tensor, sequences: list[list[int]]) -> torch.Tensor:
+    """log P(sequence | src) of each EOS-ended sequence, by full (uncached) teacher-forced decoding of all
+    of them in one batch (causal attention: padding after a sequence's end does not change its prefix)."""
+    length = max(len(t) for t in sequences)
+    tgt_in = torch.tensor([[BOS] + t[:-1] + [3] * (length - len(t)) for t in sequences])
+    with torch.no_grad():
+        log_probs = F.log_softmax(model(src_row[None].expand(len(sequences), -1), tgt_in), -1)
+    picked = [log_probs[i, torch.arange(len(t)), torch.tensor(t)].sum() for i, t in enumerate(sequences)]
+    return torch.stack(picked)
+
+
+def test_beam_search_as_wide_as_all_hypotheses_finds_the_exhaustive_best():
+    """Vocabulary of 6, at most 4 output tokens: every EOS-ended hypothesis (up to 3 content tokens of 5,
+    then EOS) is scored from scratch by uncached decoding; a beam wide enough to keep them all (128) must
+    return the best length-penalised one, for two length penalties. The model (random, weights x3, so that
+    what was already emitted matters) was chosen so that dropping the cache's reorder by beam origin
+    changes a winner."""
+    from itertools import product
+    torch.manual_seed(2)
+    model = Transformer(6, d_model=16, heads=2, layers=2, d_ff=32, density=None, dropout=0.0, attention_dropout=0.0,
+                        generator=torch.Generator().manual_seed(2)).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() > 1:
+                parameter.mul_(3.0)
+        model.generator.bias.zero_()
+        model.generator.bias[EOS] = 0.5
+    src = torch.randint(3, 6, (8, 3), generator=torch.Generator().manual_seed(5))
+    bodies = [list(body) for k in range(4) for body in product([t for t in range(6) if t != EOS], repeat=k)]
+    lengths = torch.tensor([len(body) + 1 for body in bodies], dtype=torch.float64)
+    totals = [_sequence_log_probs(model, row, [body + [EOS] for body in bodies]).double() for row in src]
+    for alpha in (0.0, 1.0):
+        found = beam_search(model, src, BOS, EOS, beam=128, max_length=4, alpha=alpha)
+        best = [bodies[int((total / ((5 + lengths) / 6) ** alpha).argmax())] for total in totals]
+        assert found == best
+        assert len({len(b) for b in best}) > 1  # winners differ in length: the penalty and EOS handling matter
+
+
+def test_beam_retires_finished_hypotheses_and_keeps_the_length_limit():
+    model = _copy_model()
+    g = torch.Generator().manual_seed(6)
+    src = _padded([3, 5, 7, 2], g)
+    for beam in (2, 3):
+        out = beam_search(model, src, BOS, EOS, beam=beam, max_length=4)
+        assert all(len(o) <= 4 for o in out) and len(out[2]) == 4  # 7 tokens to copy: stopped by the limit
+        assert out[0] == src[0, :3].tolist()  # copied and retired at EOS, not continued
+    never_ends = _model(seed=3)
+    with torch.no_grad():
+        never_ends.generator.bias[EOS] = -100.0
+    lengths = [1, 4, 2]
+    src = _padded(lengths, g)
+    expected = [2 * n + 10 for n in lengths]  # fairseq's max_len_a/b rule binds below max_length
+    assert [len(o) for o in beam_search(never_ends, src, BOS, EOS, beam=2, max_length=100)] == expected
+    assert [len(o) for o in greedy_decode(never_ends, src, BOS, EOS, max_length=100)] == expected
+    assert [len(o) for o in greedy_decode(never_ends, src, BOS, EOS, max_length=13)] == [12, 13, 13]

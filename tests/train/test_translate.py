@@ -1,5 +1,6 @@
 """The Transformer recipe end to end on a tiny corpus, its schedule, and its one-line data errors."""
 import gzip
+import math
 import json
 import subprocess
 import sys
@@ -194,3 +195,15 @@ def test_validation_sees_the_weights_before_that_steps_topology_update(tmp_path,
     # updates at 10 and 20 (t_end 30); the evaluation at 20 sees the density before the update at 20
     assert [o[0] for o in order] == ["update", "valid", "update", "valid"]
     assert order[1][1] > order[3][1]  # evaluated at step 20 before the update, then at step 40 after it
+
+
+@pytest.mark.parametrize("lr_factor, d_model", [(1.0, 256), (2.0, 512)])
+def test_inoam_pinned_by_value(lr_factor, d_model):
+    config = build_config(dataset="multi30k", warmup_steps=400, update_interval=100, lr_factor=lr_factor,
+                          d_model=d_model, rewarm_steps=20)
+    scale = lr_factor / math.sqrt(d_model)
+    assert inoam(100, config, rewarm=False) == pytest.approx(scale * 100 / 400 ** 1.5, rel=1e-12)   # warm-up
+    assert inoam(400, config, rewarm=False) == pytest.approx(scale / 20.0, rel=1e-12)             # the peak
+    assert inoam(1600, config, rewarm=False) == pytest.approx(scale / 40.0, rel=1e-12)            # t^-1/2
+    assert inoam(1605, config, rewarm=True) == pytest.approx(scale / math.sqrt(1605) * 5 / 20, rel=1e-12)
+    assert inoam(1600, config, rewarm=True) == 0.0 and inoam(1620, config, rewarm=True) == inoam(1620, config, False)
