@@ -66,6 +66,8 @@ def test_sign_split_removal_drops_the_zeta_share_of_each_sign_closest_to_zero(va
 
 def test_set_and_cht_use_the_sign_split_rule_and_chtss_the_released_schedules():
     assert make_method("set").removal == "wm_signed" and make_method("cht").removal == "wm_signed"
+    assert make_method("cht").regrowth == "ch3_l3p" and make_method("chts").regrowth == "ch3_l3p_soft"
+    assert make_method("chtss").regrowth == "ch2_l3n_soft" and make_method("rigl").regrowth == "gradient"
     cht = make_method("cht")
     assert cht.zeta_decay == "constant" and method_schedule(cht, 10, 1000).end == 1000  # ICLR CHT: to the end
     chtss = make_method("chtss")
@@ -123,3 +125,87 @@ def test_mest_elastic_turnover_prunes_the_excess_and_regrows_the_elastic_share()
         assert stats["removed"] == nnz - d_nnz
         assert stats["regrown"] == link_count(*shape, target) - d_nnz and layer.nnz == link_count(*shape, target)
     assert layer.nnz == d_nnz
+
+
+class _OneLayer(torch.nn.Module):
+    def __init__(self, out_features, in_features, density, seed):
+        super().__init__()
+        from sparsenet.sparse import SparseLinear
+        self.layer = SparseLinear(in_features, out_features, density=density, dtype=torch.float64,
+                                  generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():  # distinct magnitudes: the removal has no ties
+            self.layer.values.copy_(torch.randn(self.layer.nnz, generator=torch.Generator().manual_seed(seed),
+                                                dtype=torch.float64))
+
+
+@pytest.mark.parametrize("regrowth, variant", [("ch3_l3p", "CH3-L3p"), ("ch3_l3n", "CH3-L3n"),
+                                               ("ch2_l3n", "CH2-L3n")])
+@pytest.mark.parametrize("fill", [0.0, float("inf")])  # force dense, then sparse score blocks
+def test_hard_ch_regrowth_takes_exactly_the_top_scores_of_its_variant(regrowth, variant, fill, monkeypatch):
+    """After one update, the regrown links are the top-k absent links of the method's CH variant computed by
+    brute-force path enumeration on the topology left by the removal (compared as score multisets, so ties
+    may fall either way); a wrong variant or a block losing its row offset picks other scores."""
+    import sparsenet.evolution.linkpred as linkpred
+    from tests.evolution.reference import brute_force_ch
+    monkeypatch.setattr(linkpred, "DENSE_FILL", fill)
+    seed = 0
+    model = _OneLayer(12, 9, 0.3, seed)
+    layer = model.layer
+    method = make_method("set", regrowth=regrowth, removal="wm")
+    engine = TopologyEngine(model, torch.optim.SGD(model.parameters(), lr=0.0), method,
+                            Schedule(update_interval=1, total_steps=10, zeta=0.4), seed=seed)
+    old_keys = linear_keys(layer.indices, 9)
+    magnitude = layer.values.detach().abs()
+    n = old_keys.numel()
+    kept = old_keys[magnitude.argsort(descending=True)[:n - int(0.4 * n)]].sort().values
+    engine.step(1)
+    new_keys = linear_keys(layer.indices, 9)
+    regrown = new_keys[~torch.isin(new_keys, kept)]
+    scores = brute_force_ch(torch.stack((kept // 9, kept % 9)), (12, 9), variant)
+    assert len(scores) > regrown.numel()  # enough positive-scored candidates: no random fill
+    top = sorted(scores.values(), reverse=True)[:regrown.numel()]
+    got = sorted((scores.get((int(k) // 9, int(k) % 9), 0.0) for k in regrown), reverse=True)
+    assert got == pytest.approx(top, rel=1e-9)
+    assert regrown.numel() == n - kept.numel()
+
+
+def _inclusion(weights: list[float], k: int) -> list[float]:
+    """Exact probability that each item is among k drawn without replacement, each draw ∝ weight."""
+    from itertools import permutations
+    total = [0.0] * len(weights)
+    for order in permutations(range(len(weights)), k):
+        p, left = 1.0, sum(weights)
+        for i in order:
+            p *= weights[i] / left
+            left -= weights[i]
+        for i in order:
+            total[i] += p
+    return total
+
+
+def test_soft_removal_keeps_links_with_the_scheduled_exponents_law():
+    """CHTs' soft removal at step 50 of a 100-step window (exponent 1 → 3, so T = 2) keeps each of 6 links
+    with the exact without-replacement inclusion probability of weights |w|^2 (over 3,000 seeded draws);
+    the exponent-1 law is visibly different, so an ignored schedule fails."""
+    from sparsenet.sparse import SparseLinear
+
+    class One(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = SparseLinear(3, 2, density=1.0, dtype=torch.float64)
+
+    model = One()
+    values = torch.tensor([0.2, 0.4, 0.6, 0.8, 1.0, 1.2], dtype=torch.float64)
+    with torch.no_grad():
+        model.layer.values.copy_(values)
+    engine = TopologyEngine(model, torch.optim.SGD(model.parameters(), lr=0.0), make_method("chts", percolation=False),
+                            Schedule(update_interval=1, total_steps=100, zeta=0.5), seed=0)
+    draws = 3000
+    counts = torch.zeros(6, dtype=torch.float64)
+    for _ in range(draws):
+        counts += engine._keep_masks(50, {model.layer: 6})[model.layer].double()
+    frequency = (counts / draws).tolist()
+    expected = _inclusion((values ** 2).tolist(), 3)
+    wrong = _inclusion(values.tolist(), 3)
+    assert max(abs(f - e) for f, e in zip(frequency, expected)) < 0.03  # ~4 standard errors
+    assert max(abs(w - e) for w, e in zip(wrong, expected)) > 0.08  # the test tells the two laws apart

@@ -68,3 +68,25 @@ def test_chtss_mlp_reports_only_epochs_at_the_final_density(tmp_path):
     best_valid = max(allowed, key=lambda r: (r["valid_accuracy"], -r["epoch"]))
     assert summary["best_valid_epoch"] == best_valid["epoch"]
     assert summary["test_accuracy_at_best_valid"] == best_valid["test_accuracy"]
+
+
+def test_each_method_starts_from_its_declared_initialiser():
+    """CHTs' first layer is CSTI of the training features (so it changes with them); SET's (ER) does not
+    depend on them."""
+    from sparsenet.data import load_vision
+    from sparsenet.topology import make_topology
+    data = load_vision("digits")
+    config = classify.build_config(dataset="digits", method="chts", hidden=(128, 128), quiet=True, wandb="off")
+    model = classify._build(config, data, torch.Generator().manual_seed(0))[0]
+    first = model.hidden[0]
+    expected = make_topology("csti", first.out_features, first.in_features, first.density,
+                             torch.Generator().manual_seed(0), features=data.train_x)
+    assert torch.equal(first.indices, expected)
+    shuffled = VisionData("digits", data.train_x[:, torch.randperm(64, generator=torch.Generator().manual_seed(1))],
+                          data.train_y, data.test_x, data.test_y, 10)
+    other = classify._build(config, shuffled, torch.Generator().manual_seed(0))[0]
+    assert not torch.equal(other.hidden[0].indices, first.indices)  # the links depend on the features
+    set_config = classify.build_config(dataset="digits", method="set", hidden=(128, 128), quiet=True, wandb="off")
+    set_model = classify._build(set_config, data, torch.Generator().manual_seed(0))[0]
+    set_other = classify._build(set_config, shuffled, torch.Generator().manual_seed(0))[0]
+    assert torch.equal(set_model.hidden[0].indices, set_other.hidden[0].indices)  # ER ignores the features

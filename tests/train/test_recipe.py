@@ -43,11 +43,33 @@ def test_every_method_trains_and_records(tmp_path, method):
         assert summary["nnz"] < summary["dense_params"]
 
 
+def _final_state(run_dir) -> dict:
+    """The last checkpoint's model tensors, optimizer state tensors and engine state, flattened."""
+    checkpoint = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    state = {f"model.{k}": v for k, v in checkpoint["model"].items()}
+    for index, entry in checkpoint["optimizer"]["state"].items():
+        state.update({f"optimizer.{index}.{k}": v for k, v in entry.items() if torch.is_tensor(v)})
+    engine = checkpoint["engine"]
+    state.update({"engine.generator": engine["generator"], "engine.flagged": torch.tensor(engine["flagged"]),
+                  "engine.stopped": torch.tensor(engine["stopped"])})
+    return state
+
+
+def _assert_same_state(a, b) -> None:
+    first, second = _final_state(a), _final_state(b)
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+
+
 def test_same_seed_same_curve_and_topology(tmp_path):
     a = train(_config(tmp_path, run_name="a", epochs=3))
     b = train(_config(tmp_path, run_name="b", epochs=3))
     c = train(_config(tmp_path, run_name="c", epochs=3, seed=1))
     assert _losses(a["run_dir"]) == _losses(b["run_dir"]) != _losses(c["run_dir"])
+    _assert_same_state(a["run_dir"], b["run_dir"])  # every layer's links, values, momenta, engine RNG
+    with pytest.raises(AssertionError):
+        _assert_same_state(a["run_dir"], c["run_dir"])
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
@@ -76,6 +98,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     resumed = json.loads((tmp_path / name / "summary.json").read_text())
     assert resumed["final_test_accuracy"] == whole["final_test_accuracy"]
     assert resumed["links"] == whole["links"]
+    _assert_same_state(tmp_path / name, tmp_path / "whole")  # topology, values, optimizer and engine state
 
 
 @pytest.mark.skipif(not (SHARED / "mnist").exists(), reason="../shared/data/mnist not present")
