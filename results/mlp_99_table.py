@@ -35,7 +35,9 @@ def paper(metric: str, dataset: str, method: str) -> str:
     cell = paper_value(metric, {"dataset": dataset, "method": method, "sparsity": 0.0 if method == "fc" else 0.99})
     if cell is None:
         return "–"
-    return f"{cell[0]:g}" + (f" ± {cell[1]:.2f}" if cell[1] is not None else "")
+    if cell[1] is None:
+        return f"{cell[0]:g}"  # ANP: whole percent
+    return f"{cell[0]:.2f} ± {cell[1]:.2f}"
 
 
 def main(runs: Path) -> None:
