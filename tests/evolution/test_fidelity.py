@@ -209,3 +209,34 @@ def test_soft_removal_keeps_links_with_the_scheduled_exponents_law():
     wrong = _inclusion(values.tolist(), 3)
     assert max(abs(f - e) for f, e in zip(frequency, expected)) < 0.03  # ~4 standard errors
     assert max(abs(w - e) for w, e in zip(wrong, expected)) > 0.08  # the test tells the two laws apart
+
+
+def test_soft_ch_regrowth_samples_absent_links_with_probability_proportional_to_their_score():
+    """The engine's soft CH3-L3p regrowth (SET's hard |w| removal, so the kept links are fixed): over 800
+    updates from the same state, each absent link is regrown with the exact without-replacement inclusion
+    probability of its brute-force CH score; a hard top-k would give frequencies of 0 or 1."""
+    import copy
+    from tests.evolution.reference import brute_force_ch
+    model = _OneLayer(4, 4, 0.5, 3)
+    layer = model.layer
+    method = make_method("set", regrowth="ch3_l3p_soft", removal="wm")
+    engine = TopologyEngine(model, torch.optim.SGD(model.parameters(), lr=0.0), method,
+                            Schedule(update_interval=1, total_steps=10, zeta=0.25), seed=0)
+    old = linear_keys(layer.indices, 4)
+    kept = old[layer.values.detach().abs().argsort(descending=True)[:old.numel() - int(0.25 * old.numel())]].sort().values
+    scores = brute_force_ch(torch.stack((kept // 4, kept % 4)), (4, 4), "CH3-L3p")
+    candidates = sorted(scores)
+    k = old.numel() - kept.numel()
+    assert len(candidates) > k + 1  # a real choice among positive scores
+    expected = _inclusion([scores[c] for c in candidates], k)
+    counts = dict.fromkeys(candidates, 0)
+    draws = 800
+    for draw in range(draws):
+        trial_model, trial_engine = copy.deepcopy((model, engine))  # one copy: the engine holds the layer
+        trial_engine.generator.manual_seed(draw)
+        trial_engine.step(1)
+        new = linear_keys(trial_model.layer.indices, 4)
+        for key in new[~torch.isin(new, kept)].tolist():
+            counts[(key // 4, key % 4)] += 1
+    frequency = [counts[c] / draws for c in candidates]
+    assert max(abs(f - e) for f, e in zip(frequency, expected)) < 0.06  # ~3.5 standard errors
