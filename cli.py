@@ -1,5 +1,8 @@
 """sparsenet command line. Run ``python cli.py COMMAND --help`` for a command's options."""
+import difflib
+import inspect
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -321,6 +324,26 @@ class CLI:
         print(json.dumps(report))
 
 
+def check_flags(argv: list[str]) -> None:
+    """Refuse an unknown ``--option`` of a command in one line before anything runs (Fire reports unused
+    arguments only after the command has run, e.g. after a whole training run)."""
+    if not argv or argv[0].startswith("-") or not callable(getattr(CLI, argv[0], None)):
+        return
+    valid = set(inspect.signature(getattr(CLI, argv[0])).parameters) - {"self"}
+    for token in argv[1:]:
+        if token == "--":
+            break
+        if not token.startswith("--") or token == "--help":
+            continue
+        name = token[2:].split("=", 1)[0].replace("-", "_")
+        if name in valid or (name.startswith("no") and name[2:] in valid):  # Fire's --noflag
+            continue
+        close = difflib.get_close_matches(name, sorted(valid), n=1)
+        hint = f"did you mean --{close[0]}?" if close else f"see python cli.py {argv[0]} --help"
+        raise SystemExit(f"error: unknown option --{name} for {argv[0]}; {hint}")
+
+
 if __name__ == "__main__":
+    check_flags(sys.argv[1:])
     tune_cpu_allocator()
     fire.Fire(CLI(), name="cli.py")

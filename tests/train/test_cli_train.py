@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,19 @@ def test_density_decay_methods_end_at_the_requested_sparsity(tmp_path):
         result = _run("--method", method, "--epochs", "8", "--out_dir", str(tmp_path), "--wandb", "off", "--quiet")
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         assert summary["links"] == round(0.1 * 64 * 128) + 2 * round(0.1 * 128 * 128), method
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["train", "--epoch", "1"], "--epochs"),
+    (["train", "--sparsty=0.5"], "--sparsity"),
+    (["inspect", "--shapes", "8,8"], "--shape"),
+])
+def test_unknown_option_stops_in_one_line_before_any_work(tmp_path, argv, hint):
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "cli.py", *argv, "--out_dir", str(tmp_path / "runs")]
+                            if argv[0] == "train" else [sys.executable, "cli.py", *argv], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and time.perf_counter() - started < 30
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown option" in lines[0] and hint in lines[0]
+    assert not (tmp_path / "runs").exists()  # nothing ran, nothing was written
