@@ -1,4 +1,6 @@
-"""Brute-force Cannistraci-Hebb scores by enumerating length-3 paths (tests only)."""
+"""Reference implementations for tests: brute-force Cannistraci-Hebb scores by enumerating length-3 paths, and
+exact inclusion probabilities of sampling without replacement."""
+import itertools
 import math
 
 import torch
@@ -35,3 +37,18 @@ def brute_force_ch(indices: torch.Tensor, shape: tuple[int, int], variant: str) 
                 score = sum((1 + inside(z)) / (1 + outside(z)) for z in community)
             scores[(u, v)] = score
     return scores
+
+
+def inclusion_probabilities(weights: list[float], k: int) -> list[float]:
+    """Exact inclusion probabilities of successive sampling without replacement (each draw ∝ weight), by
+    enumerating orders."""
+    n = len(weights)
+    inclusion = [0.0] * n
+    for order in itertools.permutations(range(n), k):
+        p, remaining = 1.0, sum(weights)
+        for i in order:
+            p *= weights[i] / remaining
+            remaining -= weights[i]
+        for i in order:
+            inclusion[i] += p
+    return inclusion

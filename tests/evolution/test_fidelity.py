@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 from sparsenet.evolution import DensitySchedule, Schedule, TopologyEngine, make_method, method_schedule
 from sparsenet.evolution.selection import keep_per_sign
 from sparsenet.sparse import linear_keys, link_count
+from tests.evolution.reference import inclusion_probabilities
 from tests.evolution.test_engine import TinyMLP, _data, _train_step
 
 
@@ -169,20 +170,6 @@ def test_hard_ch_regrowth_takes_exactly_the_top_scores_of_its_variant(regrowth, 
     assert regrown.numel() == n - kept.numel()
 
 
-def _inclusion(weights: list[float], k: int) -> list[float]:
-    """Exact probability that each item is among k drawn without replacement, each draw ∝ weight."""
-    from itertools import permutations
-    total = [0.0] * len(weights)
-    for order in permutations(range(len(weights)), k):
-        p, left = 1.0, sum(weights)
-        for i in order:
-            p *= weights[i] / left
-            left -= weights[i]
-        for i in order:
-            total[i] += p
-    return total
-
-
 def test_soft_removal_keeps_links_with_the_scheduled_exponents_law():
     """CHTs' soft removal at step 50 of a 100-step window (exponent 1 → 3, so T = 2) keeps each of 6 links
     with the exact without-replacement inclusion probability of weights |w|^2 (over 3,000 seeded draws);
@@ -205,8 +192,8 @@ def test_soft_removal_keeps_links_with_the_scheduled_exponents_law():
     for _ in range(draws):
         counts += engine._keep_masks(50, {model.layer: 6})[model.layer].double()
     frequency = (counts / draws).tolist()
-    expected = _inclusion((values ** 2).tolist(), 3)
-    wrong = _inclusion(values.tolist(), 3)
+    expected = inclusion_probabilities((values ** 2).tolist(), 3)
+    wrong = inclusion_probabilities(values.tolist(), 3)
     assert max(abs(f - e) for f, e in zip(frequency, expected)) < 0.03  # ~4 standard errors
     assert max(abs(w - e) for w, e in zip(wrong, expected)) > 0.08  # the test tells the two laws apart
 
@@ -228,7 +215,7 @@ def test_soft_ch_regrowth_samples_absent_links_with_probability_proportional_to_
     candidates = sorted(scores)
     k = old.numel() - kept.numel()
     assert len(candidates) > k + 1  # a real choice among positive scores
-    expected = _inclusion([scores[c] for c in candidates], k)
+    expected = inclusion_probabilities([scores[c] for c in candidates], k)
     counts = dict.fromkeys(candidates, 0)
     draws = 800
     for draw in range(draws):

@@ -1,23 +1,8 @@
 """Selection: hard top-k with random ties, soft sampling without replacement (exact law), exact fallback."""
-import itertools
-
 import torch
 
 from sparsenet.evolution import StreamingTopK, keep_mask, priorities, select_absent
-
-
-def _inclusion_probabilities(weights: list[float], k: int) -> list[float]:
-    """Exact inclusion probabilities of successive sampling without replacement, by enumerating orders."""
-    n = len(weights)
-    inclusion = [0.0] * n
-    for order in itertools.permutations(range(n), k):
-        p, remaining = 1.0, sum(weights)
-        for i in order:
-            p *= weights[i] / remaining
-            remaining -= weights[i]
-        for i in order:
-            inclusion[i] += p
-    return inclusion
+from tests.evolution.reference import inclusion_probabilities
 
 
 def test_soft_keep_follows_successive_sampling_law():
@@ -27,7 +12,7 @@ def test_soft_keep_follows_successive_sampling_law():
     counts = torch.zeros(5)
     for _ in range(trials):
         counts += keep_mask(scores, k, soft=True, generator=g, exponent=exponent).double().float()
-    expected = torch.tensor(_inclusion_probabilities((scores ** exponent).tolist(), k)) * trials
+    expected = torch.tensor(inclusion_probabilities((scores ** exponent).tolist(), k)) * trials
     chi2 = float(((counts - expected) ** 2 / expected).sum())
     assert chi2 < 18.5  # 99.9% quantile with 4 degrees of freedom
 
