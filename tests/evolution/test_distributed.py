@@ -1,4 +1,5 @@
-"""Under torch.distributed (gloo, two CPU processes), ranks end every update with rank 0's topology."""
+"""Under torch.distributed (gloo, two CPU processes), ranks end every update with rank 0's topology and
+values, whether or not their own update changed the topology."""
 import socket
 
 import torch
@@ -22,12 +23,17 @@ def _worker(rank: int, port: int, results):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     engine = TopologyEngine(model, optimizer, make_method("set"), Schedule(update_interval=1, total_steps=10),
                             seed=rank)  # different seeds: without the broadcast the ranks would diverge
+    unchanged = TopologyEngine(model, optimizer, make_method("set"),
+                               Schedule(update_interval=1, total_steps=10, zeta=0.0), seed=rank)
     x = torch.randn(8, 12, generator=torch.Generator().manual_seed(rank))
-    model(x).sum().backward()
-    optimizer.step()
-    engine.step(1)
-    results[rank] = [layer.indices.clone() for layer in model.hidden] + [
-        optimizer.state[layer.values]["momentum_buffer"].clone() for layer in model.hidden]
+    for update in (unchanged, engine):  # ζ = 0 keeps every rank's (equal) topology; then SET changes it
+        model(x).sum().backward()  # different data per rank: without the broadcast the values differ
+        optimizer.step()
+        optimizer.zero_grad()
+        update.step(1)
+        results[(rank, update is engine)] = [
+            (layer.indices.clone(), layer.values.detach().clone(),
+             optimizer.state[layer.values]["momentum_buffer"].clone()) for layer in model.hidden]
     dist.destroy_process_group()
 
 
@@ -35,7 +41,9 @@ def test_ranks_share_rank_zero_topology():
     manager = mp.Manager()
     results = manager.dict()
     mp.spawn(_worker, args=(_free_port(), results), nprocs=2, join=True)
-    for a, b in zip(results[0][:2], results[1][:2]):
-        assert torch.equal(a, b)
-    for momentum, indices in zip(results[1][2:], results[1][:2]):
-        assert momentum.shape == (indices.shape[1],)
+    for changed in (False, True):
+        for (indices0, values0, _), (indices1, values1, momentum1) in zip(results[(0, changed)],
+                                                                          results[(1, changed)]):
+            assert torch.equal(indices0, indices1) and torch.equal(values0, values1)
+            assert momentum1.shape == (indices1.shape[1],)
+    assert not torch.equal(results[(0, False)][0][0], results[(0, True)][0][0])  # SET did change the topology

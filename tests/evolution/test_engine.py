@@ -11,6 +11,7 @@ from sparsenet.evolution import Chain, DensitySchedule, Schedule, TopologyEngine
 from sparsenet.evolution.regrowth import gradient_blocks
 from sparsenet.sparse import SparseLinear, linear_keys, link_count
 from sparsenet.topology import init_sparse_model
+from tests.devices import DEVICES
 
 
 class TinyMLP(nn.Module):
@@ -83,12 +84,12 @@ def test_every_method_updates_an_mlp(name):
         assert 0 < updates[-1]["anp"] <= 1
 
 
-def _dense_reference_run(method_name, optimizer_factory, steps=50, interval=10):
+def _dense_reference_run(method_name, optimizer_factory, steps=50, interval=10, device="cpu"):
     """Sparse run vs dense+mask run fed the sparse run's masks; returns both loss curves."""
     torch.manual_seed(0)
-    sparse = TinyMLP()
+    sparse = TinyMLP().to(device)
     dense_weights = [nn.Parameter(layer.to_dense().clone()) for layer in sparse.hidden]
-    dense_out = nn.Linear(30, 5).double()
+    dense_out = nn.Linear(30, 5).double().to(device)
     dense_out.load_state_dict(sparse.out.state_dict())
     dense_biases = [nn.Parameter(layer.bias.detach().clone()) for layer in sparse.hidden]
     sparse_opt = optimizer_factory(sparse.parameters())
@@ -97,7 +98,7 @@ def _dense_reference_run(method_name, optimizer_factory, steps=50, interval=10):
     dense_opt = optimizer_factory(dense_params)
     engine = TopologyEngine(sparse, sparse_opt, make_method(method_name),
                             Schedule(update_interval=interval, total_steps=1000), seed=3)
-    x, y = _data()
+    x, y = (t.to(device) for t in _data())
     sparse_losses, dense_losses = [], []
     for step in range(1, steps + 1):
         sparse_losses.append(_train_step(sparse, sparse_opt, x, y))
@@ -131,8 +132,9 @@ def _dense_reference_run(method_name, optimizer_factory, steps=50, interval=10):
     lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=5e-4),
     lambda p: torch.optim.Adam(p, lr=0.01),
 ], ids=["sgd-momentum", "adam"])
-def test_optimizer_state_stays_aligned_with_links(factory):
-    sparse_losses, dense_losses = _dense_reference_run("set", factory)
+@pytest.mark.parametrize("device", DEVICES)
+def test_optimizer_state_stays_aligned_with_links(factory, device):
+    sparse_losses, dense_losses = _dense_reference_run("set", factory, device=device)
     assert max(abs(a - b) for a, b in zip(sparse_losses, dense_losses)) < 1e-5
 
 
@@ -244,14 +246,14 @@ def test_unsupported_optimizer_state_is_named():
 
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 10**6), method=st.sampled_from(["set", "chts", "cht", "mest"]),
-       zeta=st.floats(0.05, 0.9))
-def test_invariants_over_many_random_updates(seed, method, zeta):
-    model = TinyMLP(sizes=(8, 9, 7), density=0.3, seed=seed)
+       zeta=st.floats(0.05, 0.9), device=st.sampled_from(DEVICES))
+def test_invariants_over_many_random_updates(seed, method, zeta, device):
+    model = TinyMLP(sizes=(8, 9, 7), density=0.3, seed=seed).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     schedule = Schedule(update_interval=1, total_steps=10_000, zeta=zeta)
     engine = TopologyEngine(model, optimizer, make_method(method, early_stop=None) if method == "cht"
                             else make_method(method), schedule, seed=seed, density=0.3)
-    x, y = torch.randn(4, 8, dtype=torch.float64), torch.randint(5, (4,))
+    x, y = torch.randn(4, 8, dtype=torch.float64).to(device), torch.randint(5, (4,)).to(device)
     targets = [link_count(l.out_features, l.in_features, 0.3) for l in model.hidden]
     for step in range(1, 126):  # 8 examples x 125 updates = 1,000 updates
         if step % 25 == 1:

@@ -5,6 +5,7 @@ from hypothesis import given, settings, strategies as st
 
 import sparsenet.evolution.linkpred as linkpred
 from sparsenet.evolution.linkpred import VARIANTS, ch_score_blocks, ch_scores
+from tests.devices import DEVICES
 from tests.evolution.reference import brute_force_ch
 
 
@@ -20,7 +21,7 @@ def _as_dict(scores):
 
 
 def _assert_matches(indices, shape, variant, **kwargs):
-    expected = brute_force_ch(indices, shape, variant)
+    expected = brute_force_ch(indices.cpu(), shape, variant)
     got = _as_dict(ch_scores(indices, shape, variant, **kwargs))
     assert set(got) == set(expected)
     for key, value in expected.items():
@@ -29,17 +30,18 @@ def _assert_matches(indices, shape, variant, **kwargs):
 
 @settings(max_examples=40, deadline=None)
 @given(m=st.integers(1, 9), n=st.integers(1, 9), density=st.floats(0.05, 0.9), seed=st.integers(0, 10**6),
-       variant=st.sampled_from(VARIANTS), block_rows=st.sampled_from([None, 1, 3]))
-def test_matches_brute_force_on_random_graphs(m, n, density, seed, variant, block_rows):
-    _assert_matches(_random_layer(m, n, density, seed), (m, n), variant, block_rows=block_rows)
+       variant=st.sampled_from(VARIANTS), block_rows=st.sampled_from([None, 1, 3]), device=st.sampled_from(DEVICES))
+def test_matches_brute_force_on_random_graphs(m, n, density, seed, variant, block_rows, device):
+    _assert_matches(_random_layer(m, n, density, seed).to(device), (m, n), variant, block_rows=block_rows)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("fill,dense", [(0.0, True), (float("inf"), False)])  # force one representation
-def test_both_block_representations_match(variant, fill, dense, monkeypatch):
+@pytest.mark.parametrize("device", DEVICES)
+def test_both_block_representations_match(variant, fill, dense, device, monkeypatch):
     monkeypatch.setattr(linkpred, "DENSE_FILL", fill)
     for seed in range(5):
-        indices = _random_layer(12, 10, 0.25, seed)
+        indices = _random_layer(12, 10, 0.25, seed).to(device)
         _assert_matches(indices, (12, 10), variant, block_rows=4)
         kinds = {block.dense is not None for block in ch_score_blocks(indices, (12, 10), variant, block_rows=4)}
         assert kinds == {dense}

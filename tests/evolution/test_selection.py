@@ -68,3 +68,17 @@ def test_soft_regrowth_only_positive_when_enough():
     for _ in range(50):
         chosen = select_absent([(keys, scores)], 3, True, torch.tensor([20]), 30, g)
         assert set(chosen.tolist()) <= {2, 3, 5, 6, 9}
+
+
+def test_keep_takes_zero_scores_in_uniformly_random_order_when_positives_run_out():
+    """Keeping 2 of [2, 0, 0, 0, 0, 0]: the positive link always, then one of the five zeros uniformly."""
+    scores = torch.tensor([2.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    for soft in (False, True):
+        g = torch.Generator().manual_seed(0)
+        counts = torch.zeros(6)
+        for _ in range(2000):
+            mask = keep_mask(scores, 2, soft=soft, generator=g)
+            assert mask.sum() == 2 and mask[0]
+            counts += mask.float()
+        expected = 2000 / 5
+        assert float(((counts[1:] - expected) ** 2 / expected).sum()) < 18.5, (soft, counts)  # 99.9%, 4 dof

@@ -4,6 +4,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from sparsenet.sparse import SparseLinear, linear_keys
+from tests.devices import DEVICES
 
 
 def _assert_invariants(layer, shadow):
@@ -12,7 +13,7 @@ def _assert_invariants(layer, shadow):
     assert indices.dtype == torch.int64 and indices.shape == (2, layer.nnz)
     assert bool((keys[1:] > keys[:-1]).all()), "indices must be sorted row-major and unique"
     assert layer.values.shape == (layer.nnz,)
-    mask = torch.zeros(layer.shape, dtype=torch.bool)
+    mask = torch.zeros(layer.shape, dtype=torch.bool, device=indices.device)
     mask[indices[0], indices[1]] = True
     assert torch.equal(mask, shadow != 0)
     torch.testing.assert_close(layer.to_dense(), shadow, rtol=0, atol=0)
@@ -20,16 +21,16 @@ def _assert_invariants(layer, shadow):
 
 @settings(max_examples=60, deadline=None)
 @given(out_f=st.integers(1, 9), in_f=st.integers(1, 9), seed=st.integers(0, 2**31 - 1),
-       steps=st.integers(1, 12))
-def test_random_remove_insert_sequences_match_dense_shadow(out_f, in_f, seed, steps):
+       steps=st.integers(1, 12), device=st.sampled_from(DEVICES))
+def test_random_remove_insert_sequences_match_dense_shadow(out_f, in_f, seed, steps, device):
     g = torch.Generator().manual_seed(seed)
-    layer = SparseLinear(in_f, out_f, density=0.5, generator=g, dtype=torch.float64)
+    layer = SparseLinear(in_f, out_f, density=0.5, generator=g, dtype=torch.float64).to(device)
     with torch.no_grad():  # distinct non-zero values so the shadow identifies every link
         layer.values.copy_(torch.arange(1, layer.nnz + 1, dtype=torch.float64))
     shadow = layer.to_dense()
     next_value = float(layer.nnz + 1)
     for _ in range(steps):
-        keep = torch.rand(layer.nnz, generator=g) < 0.6
+        keep = (torch.rand(layer.nnz, generator=g) < 0.6).to(device)
         old_values = layer.values.detach().clone()
         removed = layer.indices[:, ~keep]
         old_to_new = layer.remove(keep)
@@ -39,8 +40,8 @@ def test_random_remove_insert_sequences_match_dense_shadow(out_f, in_f, seed, st
         _assert_invariants(layer, shadow)
         absent = (shadow == 0).nonzero()
         k = int(torch.randint(0, absent.shape[0] + 1, (1,), generator=g))
-        chosen = absent[torch.randperm(absent.shape[0], generator=g)[:k]].t()
-        new_values = torch.arange(next_value, next_value + k, dtype=torch.float64)
+        chosen = absent[torch.randperm(absent.shape[0], generator=g)[:k].to(device)].t()
+        new_values = torch.arange(next_value, next_value + k, dtype=torch.float64, device=device)
         next_value += k
         before = layer.values.detach().clone()
         old_to_new, added_to_new = layer.insert(chosen, new_values)

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from sparsenet.sparse import SparseLinear, sparse_linear
+from tests.devices import DEVICES
 
 
 def _layer(out_f, in_f, nnz, seed, bias=True, dtype=torch.float64):
@@ -38,9 +39,10 @@ CASES = [  # (out, in, nnz, input leading shape)
 
 @pytest.mark.parametrize("out_f,in_f,nnz,lead", CASES)
 @pytest.mark.parametrize("bias", [True, False])
-def test_forward_and_gradients_match_dense(out_f, in_f, nnz, lead, bias):
-    layer = _layer(out_f, in_f, nnz, seed=out_f * 1000 + in_f + nnz, bias=bias)
-    x = torch.randn(*lead, in_f, dtype=torch.float64, requires_grad=True)
+@pytest.mark.parametrize("device", DEVICES)
+def test_forward_and_gradients_match_dense(out_f, in_f, nnz, lead, bias, device):
+    layer = _layer(out_f, in_f, nnz, seed=out_f * 1000 + in_f + nnz, bias=bias).to(device)
+    x = torch.randn(*lead, in_f, dtype=torch.float64).to(device).requires_grad_(True)
     y = layer(x)
     y_ref, weight_ref, x_ref = _dense_reference(layer, x)
     torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
@@ -82,9 +84,10 @@ def test_float32_close_to_float64():
     torch.testing.assert_close(layer32(x.float()).double(), layer64(x), rtol=1e-5, atol=1e-5)
 
 
-def test_chained_layers_feature_major_view_is_correct():
-    first, second = _layer(12, 10, 40, seed=1), _layer(6, 12, 30, seed=2)
-    x = torch.randn(5, 10, dtype=torch.float64)
+@pytest.mark.parametrize("device", DEVICES)
+def test_chained_layers_feature_major_view_is_correct(device):
+    first, second = _layer(12, 10, 40, seed=1).to(device), _layer(6, 12, 30, seed=2).to(device)
+    x = torch.randn(5, 10, dtype=torch.float64).to(device)
     hidden = first(x)
     out = second(torch.relu(hidden))
     w1, w2 = first.to_dense(), second.to_dense()

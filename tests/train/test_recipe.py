@@ -139,3 +139,27 @@ def test_static_training_starts_from_another_runs_final_topology(tmp_path):
         _config(tmp_path, method="static", init_topology=str(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match="does not fit this model"):
         train(_config(tmp_path, method="static", init_topology=chts["run_dir"], hidden=(64, 64, 64), run_name="x"))
+
+
+def test_resume_after_a_crash_between_metrics_and_checkpoint_keeps_one_line_per_epoch(tmp_path, monkeypatch):
+    """Epoch 2's metrics line is written, then the run dies before epoch 2's checkpoint: the resumed run
+    redoes epoch 2 from epoch 1's checkpoint and its metrics equal an uninterrupted run's, line for line."""
+    from sparsenet.train import classify
+    whole = train(_config(tmp_path, run_name="whole", epochs=3))
+    real_save, saves = classify.save_checkpoint, []
+
+    def die_at_second_checkpoint(path, state):
+        saves.append(path)
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+        real_save(path, state)
+
+    monkeypatch.setattr(classify, "save_checkpoint", die_at_second_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(tmp_path, run_name="cut", epochs=3))
+    assert len(_losses(tmp_path / "cut")) == 2  # epoch 2's line is there, its checkpoint is not
+    monkeypatch.setattr(classify, "save_checkpoint", real_save)
+    train(None, resume=tmp_path / "cut")
+    strip = lambda run: [{k: v for k, v in json.loads(line).items() if "seconds" not in k}
+                         for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+    assert strip(tmp_path / "cut") == strip(whole["run_dir"]) and len(strip(whole["run_dir"])) == 3

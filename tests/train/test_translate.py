@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from sparsenet.train import translate
 from sparsenet.train.translate import bleu, build_config, inoam
@@ -207,3 +208,52 @@ def test_inoam_pinned_by_value(lr_factor, d_model):
     assert inoam(1600, config, rewarm=False) == pytest.approx(scale / 40.0, rel=1e-12)            # t^-1/2
     assert inoam(1605, config, rewarm=True) == pytest.approx(scale / math.sqrt(1605) * 5 / 20, rel=1e-12)
     assert inoam(1600, config, rewarm=True) == 0.0 and inoam(1620, config, rewarm=True) == inoam(1620, config, False)
+
+
+def test_resume_after_a_crash_between_metrics_and_checkpoint_keeps_one_line_per_evaluation(tmp_path, monkeypatch):
+    """The second evaluation's metrics line is written, then the run dies before its checkpoint: the resumed
+    run redoes those steps from the first checkpoint and its metrics equal an uninterrupted run's."""
+    monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))
+    options = _tiny_options(tmp_path, train_steps=60, sparsity=0.5)
+    whole = translate.train(build_config(**options, run_name="whole"))
+    real_save, saves = translate.save_checkpoint, []
+
+    def die_at_second_checkpoint(path, state):
+        saves.append(Path(path).name)
+        if saves.count("checkpoint.pt") == 2:
+            raise KeyboardInterrupt
+        real_save(path, state)
+
+    monkeypatch.setattr(translate, "save_checkpoint", die_at_second_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        translate.train(build_config(**options, run_name="cut"))
+    cut = tmp_path / "runs" / "cut"
+    assert len(_records(cut)) == 2  # the second evaluation's line is there, its checkpoint is not
+    monkeypatch.setattr(translate, "save_checkpoint", real_save)
+    translate.train(None, resume=cut)
+    assert _records(cut) == _records(Path(whole["run_dir"])) and len(_records(cut)) == 3
+
+
+def test_best_checkpoint_is_written_only_when_validation_improves(tmp_path, monkeypatch):
+    """Scripted validation losses 3, 1, 2, 0.5, 4 at the five evaluations: best.pt is written at the first,
+    second and fourth only, and the reported model is the fourth's."""
+    monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))
+    scripted, real_save = [3.0, 1.0, 2.0, 0.5, 4.0], translate.save_checkpoint
+    evaluations, written = [], []  # written: (evaluation number, the saved model)
+
+    def scripted_loss(model, batches):
+        evaluations.append(scripted[len(evaluations)])
+        return evaluations[-1]
+
+    def save(path, state):
+        if Path(path).name == "best.pt":
+            written.append((len(evaluations), {k: v.clone() for k, v in state["model"].items()}))
+        real_save(path, state)
+
+    monkeypatch.setattr(translate, "save_checkpoint", save)
+    monkeypatch.setattr(translate, "validation_loss", scripted_loss)
+    summary = translate.train(build_config(**_tiny_options(tmp_path, train_steps=100, method="set", sparsity=0.5)))
+    assert [evaluation for evaluation, _ in written] == [1, 2, 4]
+    assert summary["best_valid_loss"] == 0.5
+    reported = translate.load_checkpoint(Path(summary["run_dir"]) / "best.pt")["model"]
+    assert all(torch.equal(reported[k], v) for k, v in written[-1][1].items())
