@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from sparsenet.evolution import make_method
 from sparsenet.train.checkpoint import load_checkpoint
 from sparsenet.train.classify import METHOD_NAMES, build_config, train
 
@@ -32,8 +33,16 @@ def _losses(run_dir):
 def test_every_method_trains_and_records(tmp_path, method):
     summary = train(_config(tmp_path, method=method))
     run_dir = Path(summary["run_dir"])
-    assert summary["best_test_accuracy"] > 0.5  # 4 separable classes
-    assert len(_losses(run_dir)) == 2
+    assert summary["best_test_accuracy"] > 0.5  # 4 separable classes (chance 0.25)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2
+    dynamic = make_method(method).removal is not None if method != "fc" else False
+    # a dynamic method updated the topology after epoch 1 (none after the last epoch), a static one never
+    assert ("removed" in records[0]) == dynamic and "removed" not in records[-1]
+    if dynamic:
+        assert records[0]["removed"] > 0
+        if make_method(method).density_schedule == "constant":  # regrowth refills exactly what was removed
+            assert records[0]["regrown"] == records[0]["removed"] and records[0]["links"] == records[1]["links"]
     assert json.loads((run_dir / "summary.json").read_text()) == json.loads(json.dumps(summary))
     assert json.loads((run_dir / "config.json").read_text())["method"] == method
     assert (run_dir / "checkpoint.pt").exists()
