@@ -2,6 +2,7 @@
 import difflib
 import inspect
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 from sparsenet.runtime import tune_cpu_allocator
 
 
-DEFAULTS = dict(method="chts", seed=0, download=False, out_dir="runs", wandb="auto", quiet=False)
+DEFAULTS = dict(method="chts", seed=0, download=False, out_dir="runs", wandb="auto", quiet=False, restart=False)
 _SHARED = {"dataset", "method", "sparsity", "seed", "init", "weights", "beta", "removal", "regrowth", "zeta",
            "exponent_start", "exponent_end", "mest_lambda",
            "update_interval", "init_topology", "data_dir", "out_dir", "run_name", "wandb", "quiet"}
@@ -47,7 +48,7 @@ class CLI:
               heads: int | None = None, layers: int | None = None, d_ff: int | None = None,
               vocab_size: int | None = None, tie_embeddings: str | None = None, data_dir: str | None = None, download: bool = False,
               out_dir: str = "runs", run_name: str | None = None, wandb: str = "auto", quiet: bool = False,
-              resume: str | None = None):
+              resume: str | None = None, restart: bool = False):
         """Train a model; print progress, a readable result line, and the summary JSON last.
 
         With no arguments: CHTs on scikit-learn's bundled 8x8 digits (offline, a few seconds), a
@@ -134,11 +135,17 @@ class CLI:
             quiet: no progress bars or progress lines.
             resume: a run directory to continue from its last checkpoint; takes no other option (the
                 run's own config is used).
+            restart: start again from scratch in a run directory that already holds a checkpoint (without
+                it, such a command stops and says how to resume).
+
+        Ctrl-C or SIGTERM stops the run at once and exits 130 or 143; the last checkpoint (written after every
+        epoch or evaluation) is intact, and --resume continues from it exactly.
         """
         from sparsenet.data import DataError
         from sparsenet.train import classify, translate
-        options = {k: v for k, v in locals().items() if k not in ("self", "model", "resume", "DataError",
+        options = {k: v for k, v in locals().items() if k not in ("self", "model", "resume", "restart", "DataError",
                                                                    "classify", "translate")}
+        run_dir = None
         try:
             if model not in RECIPES:
                 raise ValueError(f"unknown model {model!r}; choose from {sorted(RECIPES)}")
@@ -158,9 +165,18 @@ class CLI:
                 if foreign:
                     raise ValueError(f"{', '.join('--' + k for k in foreign)} do(es) not apply to --model {model}")
                 config = recipe.build_config(**{k: v for k, v in options.items() if k in RECIPES[model]})
+                check_fresh_run_dir(Path(config.out_dir) / config.name, restart)
+            run_dir = Path(resume) if resume else Path(config.out_dir) / config.name
+            signal.signal(signal.SIGTERM, _terminate)
             summary = recipe.train(config, resume=resume)
         except (ValueError, DataError) as error:
             raise SystemExit(f"error: {error}")
+        except KeyboardInterrupt as stop:
+            saved = run_dir is not None and (run_dir / "checkpoint.pt").exists()
+            print(f"interrupted ({'SIGTERM' if isinstance(stop, Terminated) else 'Ctrl-C'}); " +
+                  (f"resume with: python cli.py train --resume {run_dir}" if saved else
+                   "no checkpoint was written yet, so there is nothing to resume"), file=sys.stderr)
+            raise SystemExit(143 if isinstance(stop, Terminated) else 130)
         shape = "dense" if summary["method"] == "fc" else f"{summary['sparsity']:.0%} sparse"
         if "best_test_accuracy" in summary:
             at_valid = summary["test_accuracy_at_best_valid"]
@@ -322,6 +338,26 @@ class CLI:
         if plot:
             report["plot"] = str(plot_degrees(indices, tuple(shape), plot, f"{init} {shape[0]}x{shape[1]}"))
         print(json.dumps(report))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the run is, like Ctrl-C (checkpoints are atomic, so any point is safe)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def check_fresh_run_dir(run_dir: Path, restart: bool) -> None:
+    """Refuse to start over a run directory that holds a checkpoint, unless ``restart``: re-running a command
+    would otherwise overwrite an interrupted (or finished) run."""
+    if restart or not (run_dir / "checkpoint.pt").exists():
+        return
+    if (run_dir / "summary.json").exists():
+        raise ValueError(f"{run_dir} holds a finished run; pass --restart to train it again from scratch, or "
+                         f"--run_name to train beside it")
+    raise ValueError(f"{run_dir} holds an unfinished run; continue it with --resume {run_dir}, or pass --restart to "
+                     f"start it again from scratch")
 
 
 def check_flags(argv: list[str]) -> None:

@@ -3,8 +3,9 @@ mean ± s.e. over the seeds that finished (the count is shown), the paper's NIPS
 
 Seconds: ``train s`` is the run's training time (validation included) and ``s/step`` its fastest interval
 between validations, the least disturbed by other jobs on the machine. Bytes are counted tensor bytes of the
-reported model (``sparsenet.sparse.layer_memory`` on best.pt): parameters (values; indices and CSR caches in
-their own column) and Adam's two moments.
+reported model (``sparsenet.sparse.layer_memory`` on a model of the run's sizes at its final density, so the
+records need no best.pt): parameters (values; indices and CSR caches in their own column) and Adam's two
+moments.
 
     python results/transformer_multi30k_table.py [RUNS_DIR]
 """
@@ -13,8 +14,6 @@ import math
 import statistics
 import sys
 from pathlib import Path
-
-import torch
 
 from sparsenet.models import Transformer
 from sparsenet.sparse import layer_memory
@@ -27,14 +26,12 @@ COMMAND = ("python cli.py train --model transformer --dataset multi30k --preset 
 MIB = 2**20
 
 
-def model_bytes(run_dir: Path, config: dict) -> tuple[int, int, int]:
-    """``(parameter bytes, structure bytes, Adam bytes)`` of the run's reported (best) model."""
-    state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)["model"]
-    vocab = state["source_embedding.weight"].shape[0]
-    density = None if config["method"] == "fc" else 0.5  # any density: load_state_dict sets the topology
+def model_bytes(config: dict, vocab: int) -> tuple[int, int, int]:
+    """``(parameter bytes, structure bytes, Adam bytes)`` of the run's model at its final density (tensor
+    bytes follow the link count alone, so a fresh model of the run's sizes counts the same as its best.pt)."""
+    density = None if config["method"] == "fc" else 1.0 - config["sparsity"]
     model = Transformer(vocab, config["d_model"], config["heads"], config["layers"], config["d_ff"], density=density,
                         max_length=config["max_length"] + 2, tie_embeddings=config["tie_embeddings"])
-    model.load_state_dict(state)
     rows = [sparse for sparse, _ in layer_memory(model, "adam")]
     return sum(r.weights for r in rows), sum(r.structure for r in rows), sum(r.optimizer for r in rows)
 
@@ -47,7 +44,7 @@ def run_row(run_dir: Path) -> dict | None:
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     previous = [{"step": 0, "seconds": 0.0}] + metrics
     step_seconds = min((b["seconds"] - a["seconds"]) / (b["step"] - a["step"]) for a, b in zip(previous, metrics))
-    params, structure, adam = model_bytes(run_dir, config)
+    params, structure, adam = model_bytes(config, config["vocab_size"])
     return {**summary, "step_seconds": step_seconds, "params": params, "structure": structure, "adam": adam}
 
 

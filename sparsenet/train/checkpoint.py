@@ -1,4 +1,8 @@
-"""Atomic checkpoints: write to a temporary file in the same folder, then rename over the old one."""
+"""Atomic, checksummed checkpoints: written to a temporary file in the same folder, then renamed over the old
+one. File format: the header line ``sparsenet-checkpoint <version> <sha256 of the payload>``, then the
+payload, ``torch.save`` of the state. A truncated, garbled or foreign file is refused with one line."""
+import hashlib
+import io
 import json
 import os
 import tempfile
@@ -6,12 +10,20 @@ from pathlib import Path
 
 import torch
 
+FORMAT_VERSION = 1
+MAGIC = b"sparsenet-checkpoint"
+TEMPORARY_SUFFIX = ".tmp"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be trusted: missing, truncated, corrupt, or not sparsenet's."""
+
 
 def atomic_write(path: Path, write) -> Path:
     """Call ``write(file_object)`` on a temp file next to ``path`` and rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as f:
             write(f)
@@ -24,13 +36,43 @@ def atomic_write(path: Path, write) -> Path:
     return path
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files an interrupted ``atomic_write`` left in ``folder``; returns them."""
+    folder = Path(folder)
+    stale = sorted(folder.glob(f"*.*{TEMPORARY_SUFFIX}")) if folder.is_dir() else []
+    for file in stale:
+        file.unlink()
+    return stale
+
+
 def save_checkpoint(path: Path, state: dict) -> Path:
-    """``torch.save`` of ``state`` (model, optimizer, engine, schedulers, RNG states, counters, config)."""
-    return atomic_write(path, lambda f: torch.save(state, f))
+    """Save ``state`` (model, optimizer, engine, schedulers, RNG states, counters, config) atomically,
+    behind a header carrying the format version and the payload's SHA-256."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    header = b"%s %d %s\n" % (MAGIC, FORMAT_VERSION, hashlib.sha256(payload).hexdigest().encode())
+    return atomic_write(path, lambda f: (f.write(header), f.write(payload)))
 
 
 def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """The state saved by ``save_checkpoint`` at ``path``; ``CheckpointError`` (one line naming the file) if
+    it is missing, not a sparsenet checkpoint of this format, truncated or corrupt."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({error.strerror or error})") from None
+    header, _, payload = data.partition(b"\n")
+    fields = header.split(b" ")
+    if len(fields) != 3 or fields[0] != MAGIC:
+        raise CheckpointError(f"{path}: not a sparsenet checkpoint (or one written before checksums)")
+    if fields[1] != str(FORMAT_VERSION).encode():
+        raise CheckpointError(f"{path}: checkpoint format {fields[1].decode(errors='replace')}, this sparsenet "
+                              f"reads format {FORMAT_VERSION}")
+    if hashlib.sha256(payload).hexdigest().encode() != fields[2]:
+        raise CheckpointError(f"{path}: corrupt checkpoint (checksum mismatch: truncated or overwritten)")
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
 
 
 def write_json(path: Path, data) -> Path:

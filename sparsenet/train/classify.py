@@ -15,7 +15,8 @@ from ..evolution import DensitySchedule, TopologyEngine, make_method, method_sch
 from ..models import MLP
 from ..sparse import check_density
 from ..topology import copy_topology, init_sparse_model, sparse_layers
-from .checkpoint import load_checkpoint, load_topologies, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
+                         set_rng_state)
 from .tracking import WANDB_CHOICES, Tracker, default_run_name
 
 METHOD_NAMES = ("fc", "static", "set", "rigl", "mest", "cht", "chts", "chtss")
@@ -239,10 +240,8 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
     paper's protocol); the two "best" consider only epochs at the final density (density-decay methods)."""
     run_dir = Path(resume) if resume else Path(config.out_dir) / config.name
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt") if resume else None
+    remove_stale_temporaries(run_dir)  # left by a kill during a checkpoint write
     if checkpoint:
-        if not isinstance(checkpoint.get("best"), dict):
-            raise ValueError(f"{run_dir}: checkpoint from an older sparsenet (before validation splits and "
-                             f"final-density model selection); start the run again")
         config = ClassifyConfig(**checkpoint["config"])
     data = split_validation(load_vision(config.dataset, config.data_dir, config.download),  # fails before any
                             config.valid_fraction, config.seed)                              # file is written

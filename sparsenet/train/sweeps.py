@@ -48,7 +48,7 @@ TOP_LEVEL_KEYS = ("program", "command", "method", "metric", "parameters", "name"
                   "early_terminate", "run_cap")
 REQUIRED_KEYS = ("program", "method", "parameters")
 SEARCH_METHODS = ("grid", "random", "bayes")
-RUNNER_OPTIONS = ("out_dir", "run_name", "wandb", "quiet", "resume")  # set per run by run_local
+RUNNER_OPTIONS = ("out_dir", "run_name", "wandb", "quiet", "resume", "restart")  # set per run by run_local
 DISTRIBUTIONS = {  # W&B's distributions: (required keys, optional keys with their defaults)
     "constant": (("value",), {}),
     "categorical": (("values",), {}),

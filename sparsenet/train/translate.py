@@ -17,7 +17,8 @@ from ..evolution import DensitySchedule, TopologyEngine, method_schedule
 from ..models import Transformer, beam_search, greedy_decode
 from ..models.transformer import TIE_MODES
 from ..topology import copy_topology, init_sparse_model, sparse_layers
-from .checkpoint import load_checkpoint, load_topologies, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
+                         set_rng_state)
 from .classify import check_positive_ints, check_run_options, check_sparse_method, merge_options
 from .tracking import Tracker, default_run_name
 
@@ -194,10 +195,8 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
     best-validation model among evaluations at the final density, report its test BLEU."""
     run_dir = Path(resume) if resume else Path(config.out_dir) / config.name
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt") if resume else None
+    remove_stale_temporaries(run_dir)  # left by a kill during a checkpoint write
     if checkpoint:
-        if "tie_embeddings" not in checkpoint["config"]:
-            raise ValueError(f"{run_dir}: checkpoint from an older sparsenet (before the Xavier/tied-embedding "
-                             f"model); start the run again")
         config = TranslateConfig(**checkpoint["config"])
     languages = config.languages
     if config.download:

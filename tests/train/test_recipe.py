@@ -54,7 +54,7 @@ def test_every_method_trains_and_records(tmp_path, method):
 
 def _final_state(run_dir) -> dict:
     """The last checkpoint's model tensors, optimizer state tensors and engine state, flattened."""
-    checkpoint = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(Path(run_dir) / "checkpoint.pt")
     state = {f"model.{k}": v for k, v in checkpoint["model"].items()}
     for index, entry in checkpoint["optimizer"]["state"].items():
         state.update({f"optimizer.{index}.{k}": v for k, v in entry.items() if torch.is_tensor(v)})
