@@ -218,6 +218,7 @@ class CLI:
         """
         from sparsenet.train import sweeps
         from sparsenet.train.tracking import wandb_mode
+        signal.signal(signal.SIGTERM, _terminate)
         try:
             spec = sweeps.load_sweep(path)
             sweeps.check_sweep(spec, sweeps.train_options(CLI.train))
@@ -230,6 +231,10 @@ class CLI:
                 sweeps.run_wandb(spec, project, entity, agents, count)
         except ValueError as error:
             raise SystemExit(f"error: {error}")
+        except KeyboardInterrupt as stop:
+            print(f"sweep interrupted ({'SIGTERM' if isinstance(stop, Terminated) else 'Ctrl-C'}); its runs were "
+                  f"stopped at their last checkpoint; run the same command again to resume them", file=sys.stderr)
+            raise SystemExit(143 if isinstance(stop, Terminated) else 130)
 
     def table(self, path: str, runs: str = "runs", wandb: str | None = None, out: str | None = None):
         """Print a sweep's results as a markdown table in the paper's layout and write it with a PNG plot.

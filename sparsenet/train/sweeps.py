@@ -357,6 +357,9 @@ def child_env(workers: int) -> dict:
     return env
 
 
+_RUNNING: set = set()  # the training processes this sweep has started and not yet seen end
+
+
 def execute(run: Run, env: dict) -> tuple[int, str]:
     """Run ``run.command``, appending its stdout and stderr to ``run.log``; (exit code, last stderr line)."""
     run.log.parent.mkdir(parents=True, exist_ok=True)
@@ -365,11 +368,28 @@ def execute(run: Run, env: dict) -> tuple[int, str]:
         log.write(f"$ {shlex.join(run.command)}\n".encode())
         log.flush()
         process = subprocess.Popen(run.command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.PIPE, env=env)
-        for line in process.stderr:
-            log.write(line)
-            log.flush()
-            last_line = line.decode(errors="replace").strip() or last_line
-        return process.wait(), last_line
+        _RUNNING.add(process)
+        try:
+            for line in process.stderr:
+                log.write(line)
+                log.flush()
+                last_line = line.decode(errors="replace").strip() or last_line
+            return process.wait(), last_line
+        finally:
+            _RUNNING.discard(process)
+
+
+def stop_running(timeout: float = 120.0) -> None:
+    """Pass SIGTERM to every training process still running and wait for it: each stops at once with its last
+    checkpoint intact, so running the sweep again resumes it."""
+    running = list(_RUNNING)
+    for process in running:
+        process.terminate()
+    for process in running:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def record_failure(sweep_dir: Path, run: Run, returncode: int, error: str) -> None:
@@ -424,6 +444,9 @@ def _execute_all(runs: list[Run], workers: int, label: str):
             for future in as_completed(futures):
                 bar.update()
                 yield (futures[future], *future.result())
+    except BaseException:  # Ctrl-C or SIGTERM of the sweep: its runs stop too (no orphan keeps training)
+        stop_running()
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

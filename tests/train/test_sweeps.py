@@ -3,6 +3,7 @@
 import itertools
 import json
 import math
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -255,3 +256,50 @@ def test_wandb_sweep_is_not_created_when_logged_out(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="not logged in to W&B"):
         sweeps.run_wandb(sweeps.load_sweep(ROOT / "sweeps" / "mlp_99_cpu.yaml"), agents=0)
     assert calls == []
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line contains ``text`` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc to find child processes")
+def test_sigterm_to_a_sweep_stops_its_runs_and_a_second_call_resumes_them(tmp_path):
+    """A 500-epoch run cannot finish before the signal: the sweep must stop it, not wait for it."""
+    import signal
+    import subprocess
+    import time
+    import yaml
+    spec = {**_spec(**{**TINY, "epochs": {"value": 500}}, method={"value": "set"}, seed={"values": [0]}),
+            "command": COMMAND}
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(spec))
+    runs_dir = tmp_path / "runs"
+    sweep = subprocess.Popen([sys.executable, "cli.py", "sweep", str(tmp_path / "long.yaml"), "--local", "--wandb",
+                              "off", "--runs_dir", str(runs_dir)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not list(runs_dir.glob("long/*/checkpoint.pt")) and sweep.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert sweep.poll() is None, sweep.communicate()[1]
+    run_dir = next(runs_dir.glob("long/*/checkpoint.pt")).parent
+    assert _processes_mentioning(str(runs_dir)), "no training process found"
+    sweep.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = sweep.communicate(timeout=60)
+    finally:
+        for pid in _processes_mentioning(str(runs_dir)):  # never leave a stray trainer behind, pass or fail
+            os.kill(pid, signal.SIGKILL)
+    assert sweep.returncode == 143 and "sweep interrupted (SIGTERM)" in stderr
+    assert not (run_dir / "summary.json").exists()
+    assert _processes_mentioning(str(runs_dir)) == []  # no training child left behind
+    lines = []
+    sweeps.run_local(sweeps.load_sweep(tmp_path / "long.yaml"), tmp_path / "long.yaml", runs_dir=runs_dir,
+                     dry_run=True, wandb="off", printer=lines.append)
+    assert [shlex.split(line)[2:] for line in lines] == [["train", f"--resume={run_dir}"]]
