@@ -143,6 +143,7 @@ class CLI:
         """
         from sparsenet.data import DataError
         from sparsenet.train import classify, translate
+        run_name = None if run_name is None else str(run_name)  # Fire reads --run_name 2024 as a number
         options = {k: v for k, v in locals().items() if k not in ("self", "model", "resume", "restart", "DataError",
                                                                    "classify", "translate")}
         run_dir = None

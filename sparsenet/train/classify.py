@@ -1,6 +1,7 @@
 """Image-classification recipe (the paper's MLP protocol, method.md §8.1) — a short linear train loop."""
 import dataclasses
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -124,9 +125,25 @@ def as_bool(name: str, value) -> bool:
 BOOL_OPTIONS = ("equal_partition", "resort", "percolation", "historical_weights", "download", "quiet")
 
 
+def check_output_folder(out_dir, run_name: str | None) -> None:
+    """Before any work: ``run_name`` is a plain folder name (it cannot leave ``out_dir``), and the run folder
+    can be made, i.e. its nearest existing ancestor is a writable folder and nothing on the way is a file."""
+    if run_name is not None and (not isinstance(run_name, str) or run_name in ("", ".", "..")
+                                 or "/" in run_name or "\\" in run_name):
+        raise ValueError(f"--run_name must be a plain folder name inside --out_dir, got {run_name!r}")
+    path = Path(out_dir) / run_name if run_name else Path(out_dir)
+    while not path.exists():
+        path = path.parent
+    if not path.is_dir():
+        raise ValueError(f"--out_dir {out_dir}: {path} is a file, not a folder")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"--out_dir {out_dir}: {path} is not writable")
+
+
 def check_run_options(config) -> None:
-    """The name checks both recipes' configs share: method, W&B mode, and ``--init_topology`` (a sparse method
-    and an existing run directory or checkpoint file)."""
+    """The checks both recipes' configs share: the output folder, method, W&B mode, and ``--init_topology``
+    (a sparse method and an existing run directory or checkpoint file)."""
+    check_output_folder(config.out_dir, config.run_name)
     if config.method not in METHOD_NAMES:
         raise ValueError(f"unknown method {config.method!r}; choose from {list(METHOD_NAMES)}")
     if config.wandb not in WANDB_CHOICES:

@@ -89,3 +89,20 @@ def test_unknown_option_stops_in_one_line_before_any_work(tmp_path, argv, hint):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown option" in lines[0] and hint in lines[0]
     assert not (tmp_path / "runs").exists()  # nothing ran, nothing was written
+
+
+@pytest.mark.parametrize("setup, args, message", [
+    (None, ("--run_name", "../outside"), "--run_name must be a plain folder name inside --out_dir, got '../outside'"),
+    (None, ("--run_name", "a/b"), "--run_name must be a plain folder name inside --out_dir, got 'a/b'"),
+    ("file", ("--out_dir", "{tmp}/taken"), "--out_dir {tmp}/taken: {tmp}/taken is a file, not a folder"),
+    ("file", ("--out_dir", "{tmp}/taken/deeper"), "--out_dir {tmp}/taken/deeper: {tmp}/taken is a file, not a folder"),
+])
+def test_bad_output_folder_is_one_line_before_any_work(tmp_path, setup, args, message):
+    if setup == "file":
+        (tmp_path / "taken").write_text("a file where the runs would go")
+    args = tuple(a.format(tmp=tmp_path) for a in args)
+    extra = () if "--out_dir" in args else ("--out_dir", str(tmp_path / "runs"))
+    result = _run(*args, *extra, "--wandb", "off", "--quiet")
+    assert result.returncode == 1 and result.stderr.strip() == f"error: {message.format(tmp=tmp_path)}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["taken"] if setup == "file" else [])
+    assert not (tmp_path.parent / "outside").exists()
