@@ -4,6 +4,7 @@ import math
 import os
 import sys
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,7 +174,24 @@ def merge_options(config_class, options: dict, presets: dict, bool_options: tupl
     unknown = set(options) - {f.name for f in dataclasses.fields(config_class)}
     if unknown:
         raise ValueError(f"unknown options {sorted(unknown)}")
-    return {**presets, **{k: as_bool(k, v) if k in bool_options else v for k, v in options.items() if v is not None}}
+    values = {**presets, **{k: as_bool(k, v) if k in bool_options else v for k, v in options.items() if v is not None}}
+    check_numbers(config_class, values)
+    return values
+
+
+def check_numbers(config_class, values: dict) -> None:
+    """``ValueError`` naming the option for a value that is not a number (float fields) or not an integer
+    (int fields); ``None`` passes where the field allows it. Ranges are the configs' own checks."""
+    for field in dataclasses.fields(config_class):
+        value = values.get(field.name)
+        if value is None:
+            continue
+        kinds = set(typing.get_args(field.type)) or {field.type}
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if float in kinds and not number:
+            raise ValueError(f"--{field.name} must be a number, got {value!r}")
+        if int in kinds and float not in kinds and not (number and isinstance(value, int)):
+            raise ValueError(f"--{field.name} must be an integer, got {value!r}")
 
 
 def build_config(**options) -> ClassifyConfig:

@@ -48,6 +48,11 @@ def test_help_lists_every_option():
     (("--model", "resnet"), "unknown model 'resnet'"),
     (("--resume", "/nonexistent/run"), "no checkpoint.pt there"),
     (("--regrowth", "ch4"), "unknown regrowth 'ch4'"),
+    (("--sparsity", "abc"), "--sparsity must be a number, got 'abc'"),
+    (("--seed", "abc"), "--seed must be an integer, got 'abc'"),
+    (("--epochs", "1.5"), "--epochs must be an integer, got 1.5"),
+    (("--exponent_start", "abc"), "--exponent_start must be a number, got 'abc'"),
+    (("--model", "transformer", "--dataset", "multi30k", "--lr_factor", "fast"), "--lr_factor must be a number"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
     extra = () if args[0] == "--resume" else ("--out_dir", str(tmp_path / "runs"), "--wandb", "off")
