@@ -40,10 +40,15 @@ CORPORA = {
 
 
 def read_lines(path: Path) -> list[str]:
-    """Lines of a text file (``.gz`` or plain, UTF-8), without trailing newlines."""
+    """Lines of a text file (``.gz`` or plain, UTF-8), without trailing newlines; ``DataError`` naming the
+    file if it is truncated, not gzip, or not UTF-8."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f]
+    except (OSError, EOFError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read ({error}); replace the file, or fetch it again with --download "
+                        f"where the data set offers it") from error
 
 
 def split_paths(name: str, split: str, data_dir=None, languages: tuple | None = None) -> tuple[Path, Path]:

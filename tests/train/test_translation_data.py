@@ -36,6 +36,19 @@ def test_reads_aligned_pairs_and_flags_misalignment(tmp_path):
         read_pairs("multi30k", "valid", bad)
 
 
+@pytest.mark.parametrize("damage, reason", [
+    (lambda data: data[:len(data) // 2], "Compressed file ended"),
+    (lambda data: b"plain text, not gzip", "Not a gzipped file"),
+    (lambda data: gzip.compress(b"\xff\xfe broken utf-8\n"), "codec can't decode"),
+], ids=["truncated", "not-gzip", "not-utf8"])
+def test_damaged_corpus_file_is_a_data_error_naming_it(tmp_path, damage, reason):
+    root = _corpus(tmp_path / "corpus")
+    path = root / "multi30k" / "train.en.gz"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(DataError, match=f"{path}: cannot read \\(.*{reason}"):
+        read_pairs("multi30k", "train", root)
+
+
 @pytest.mark.skipif(not (SHARED / "iwslt14-de-en").exists(), reason="../shared/data not present")
 def test_missing_training_split_names_folder_files_and_flag():
     with pytest.raises(DataError, match="iwslt14: train split missing in .*iwslt14-de-en \\(expected train.en, "
