@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from sparsenet.train import classify
 from sparsenet.train.checkpoint import CheckpointError, load_checkpoint, remove_stale_temporaries, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +24,14 @@ BASE = ["--dataset", "mnist", "--data_dir", TINY, "--hidden", "256,256", "--spar
 def _train(*args):
     return subprocess.run([sys.executable, "cli.py", "train", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory) -> Path:
+    """The uninterrupted 4-epoch run both signal tests compare with."""
+    out = tmp_path_factory.mktemp("whole")
+    assert _train(*BASE, "--out_dir", str(out), "--run_name", "whole").returncode == 0
+    return out / "whole"
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +48,7 @@ def _metrics(run_dir: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("signum, code, name", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
-def test_signal_stops_in_one_line_and_resume_gives_the_uninterrupted_run(tmp_path, signum, code, name):
-    whole = _train(*BASE, "--out_dir", str(tmp_path), "--run_name", "whole")
-    assert whole.returncode == 0, whole.stderr
+def test_signal_stops_in_one_line_and_resume_gives_the_uninterrupted_run(tmp_path, whole_run, signum, code, name):
     run_dir = tmp_path / "cut"
     process = subprocess.Popen([sys.executable, "cli.py", "train", *BASE, "--out_dir", str(tmp_path), "--run_name",
                                 "cut"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -57,7 +64,7 @@ def test_signal_stops_in_one_line_and_resume_gives_the_uninterrupted_run(tmp_pat
     assert stderr.strip() == f"interrupted ({name}); resume with: python cli.py train --resume {run_dir}"
     resumed = _train("--resume", str(run_dir))
     assert resumed.returncode == 0, resumed.stderr
-    assert _metrics(run_dir) == _metrics(tmp_path / "whole")
+    assert _metrics(run_dir) == _metrics(whole_run)
 
 
 def test_rerunning_a_command_does_not_overwrite_its_run(tmp_path, one_epoch_run):
@@ -89,10 +96,19 @@ def test_damaged_checkpoint_is_refused_in_one_line_and_nothing_is_rewritten(tmp_
     checkpoint = run_dir / "checkpoint.pt"
     checkpoint.write_bytes(damage(checkpoint.read_bytes()))
     before = {f.name: f.read_bytes() for f in run_dir.iterdir()}
-    result = _train("--resume", str(run_dir))
-    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
-    assert result.stderr.startswith(f"error: {checkpoint}: {message}")
+    with pytest.raises(CheckpointError) as error:
+        classify.train(None, resume=run_dir)
+    assert str(error.value).startswith(f"{checkpoint}: {message}") and "\n" not in str(error.value)
     assert {f.name: f.read_bytes() for f in run_dir.iterdir()} == before
+
+
+def test_damaged_checkpoint_through_the_cli_is_one_line_and_exit_1(tmp_path, one_epoch_run):
+    run_dir = tmp_path / "run"
+    shutil.copytree(one_epoch_run, run_dir)
+    (run_dir / "checkpoint.pt").write_bytes((run_dir / "checkpoint.pt").read_bytes()[:1000])
+    result = _train("--resume", str(run_dir))
+    assert result.returncode == 1 and result.stderr.strip() == (
+        f"error: {run_dir / 'checkpoint.pt'}: corrupt checkpoint (checksum mismatch: truncated or overwritten)")
 
 
 def test_checkpoint_round_trip_and_stale_temporaries(tmp_path):
