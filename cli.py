@@ -158,7 +158,7 @@ class CLI:
                                      f"{', '.join('--' + k for k in given)}")
                 if not (Path(resume) / "checkpoint.pt").exists():
                     raise ValueError(f"--resume {resume}: no checkpoint.pt there")
-                config = None
+                config, run_dir = None, Path(resume)
                 saved = json.loads((Path(resume) / "config.json").read_text()).get("model", "mlp")
                 recipe = classify if saved == "mlp" else translate  # the run's own recipe
             else:
@@ -166,18 +166,16 @@ class CLI:
                 if foreign:
                     raise ValueError(f"{', '.join('--' + k for k in foreign)} do(es) not apply to --model {model}")
                 config = recipe.build_config(**{k: v for k, v in options.items() if k in RECIPES[model]})
-                check_fresh_run_dir(Path(config.out_dir) / config.name, restart)
-            run_dir = Path(resume) if resume else Path(config.out_dir) / config.name
+                run_dir = Path(config.out_dir) / config.name
+                check_fresh_run_dir(run_dir, restart)
             signal.signal(signal.SIGTERM, _terminate)
             summary = recipe.train(config, resume=resume)
         except (ValueError, DataError) as error:
             raise SystemExit(f"error: {error}")
         except KeyboardInterrupt as stop:
             saved = run_dir is not None and (run_dir / "checkpoint.pt").exists()
-            print(f"interrupted ({'SIGTERM' if isinstance(stop, Terminated) else 'Ctrl-C'}); " +
-                  (f"resume with: python cli.py train --resume {run_dir}" if saved else
-                   "no checkpoint was written yet, so there is nothing to resume"), file=sys.stderr)
-            raise SystemExit(143 if isinstance(stop, Terminated) else 130)
+            raise interrupted(stop, f"resume with: python cli.py train --resume {run_dir}" if saved else
+                              "no checkpoint was written yet, so there is nothing to resume")
         shape = "dense" if summary["method"] == "fc" else f"{summary['sparsity']:.0%} sparse"
         if "best_test_accuracy" in summary:
             at_valid = summary["test_accuracy_at_best_valid"]
@@ -233,9 +231,8 @@ class CLI:
         except ValueError as error:
             raise SystemExit(f"error: {error}")
         except KeyboardInterrupt as stop:
-            print(f"sweep interrupted ({'SIGTERM' if isinstance(stop, Terminated) else 'Ctrl-C'}); its runs were "
-                  f"stopped at their last checkpoint; run the same command again to resume them", file=sys.stderr)
-            raise SystemExit(143 if isinstance(stop, Terminated) else 130)
+            raise interrupted(stop, "its runs were stopped at their last checkpoint; run the same command again "
+                              "to resume them", what="sweep interrupted")
 
     def table(self, path: str, runs: str = "runs", wandb: str | None = None, out: str | None = None):
         """Print a sweep's results as a markdown table in the paper's layout and write it with a PNG plot.
@@ -352,6 +349,13 @@ class Terminated(KeyboardInterrupt):
 
 def _terminate(signum, frame):
     raise Terminated
+
+
+def interrupted(stop: KeyboardInterrupt, advice: str, what: str = "interrupted") -> SystemExit:
+    """Print ``WHAT (Ctrl-C|SIGTERM); ADVICE`` on stderr; the exit to raise: 130 for Ctrl-C, 143 for SIGTERM."""
+    terminated = isinstance(stop, Terminated)
+    print(f"{what} ({'SIGTERM' if terminated else 'Ctrl-C'}); {advice}", file=sys.stderr)
+    return SystemExit(143 if terminated else 130)
 
 
 def check_fresh_run_dir(run_dir: Path, restart: bool) -> None:

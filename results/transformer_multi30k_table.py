@@ -26,11 +26,11 @@ COMMAND = ("python cli.py train --model transformer --dataset multi30k --preset 
 MIB = 2**20
 
 
-def model_bytes(config: dict, vocab: int) -> tuple[int, int, int]:
+def model_bytes(config: dict) -> tuple[int, int, int]:
     """``(parameter bytes, structure bytes, Adam bytes)`` of the run's model at its final density (tensor
     bytes follow the link count alone, so a fresh model of the run's sizes counts the same as its best.pt)."""
     density = None if config["method"] == "fc" else 1.0 - config["sparsity"]
-    model = Transformer(vocab, config["d_model"], config["heads"], config["layers"], config["d_ff"], density=density,
+    model = Transformer(config["vocab_size"], config["d_model"], config["heads"], config["layers"], config["d_ff"], density=density,
                         max_length=config["max_length"] + 2, tie_embeddings=config["tie_embeddings"])
     rows = [sparse for sparse, _ in layer_memory(model, "adam")]
     return sum(r.weights for r in rows), sum(r.structure for r in rows), sum(r.optimizer for r in rows)
@@ -44,7 +44,7 @@ def run_row(run_dir: Path) -> dict | None:
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     previous = [{"step": 0, "seconds": 0.0}] + metrics
     step_seconds = min((b["seconds"] - a["seconds"]) / (b["step"] - a["step"]) for a, b in zip(previous, metrics))
-    params, structure, adam = model_bytes(config, config["vocab_size"])
+    params, structure, adam = model_bytes(config)
     return {**summary, "step_seconds": step_seconds, "params": params, "structure": structure, "adam": adam}
 
 

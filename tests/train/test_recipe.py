@@ -29,6 +29,12 @@ def _losses(run_dir):
     return [json.loads(line)["train_loss"] for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
 
 
+def _metrics(run_dir) -> list[dict]:
+    """The run's metric lines without their timings (which differ between otherwise identical runs)."""
+    return [{k: v for k, v in json.loads(line).items() if "seconds" not in k}
+            for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
 @pytest.mark.parametrize("method", METHOD_NAMES)
 def test_every_method_trains_and_records(tmp_path, method):
     summary = train(_config(tmp_path, method=method))
@@ -169,6 +175,4 @@ def test_resume_after_a_crash_between_metrics_and_checkpoint_keeps_one_line_per_
     assert len(_losses(tmp_path / "cut")) == 2  # epoch 2's line is there, its checkpoint is not
     monkeypatch.setattr(classify, "save_checkpoint", real_save)
     train(None, resume=tmp_path / "cut")
-    strip = lambda run: [{k: v for k, v in json.loads(line).items() if "seconds" not in k}
-                         for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
-    assert strip(tmp_path / "cut") == strip(whole["run_dir"]) and len(strip(whole["run_dir"])) == 3
+    assert _metrics(tmp_path / "cut") == _metrics(whole["run_dir"]) and len(_metrics(whole["run_dir"])) == 3

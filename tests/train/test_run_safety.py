@@ -1,7 +1,6 @@
 """Runs are never lost or corrupted: Ctrl-C and SIGTERM stop with one line and exit 130/143, and --resume
 then gives the uninterrupted run's metrics; a re-run command does not overwrite a run; checkpoints carry a
 checksum; stale temporary files go."""
-import json
 import shutil
 import signal
 import subprocess
@@ -14,16 +13,13 @@ import torch
 
 from sparsenet.train import classify
 from sparsenet.train.checkpoint import CheckpointError, load_checkpoint, remove_stale_temporaries, save_checkpoint
+from tests.train.test_cli_train import _run as _train
+from tests.train.test_recipe import _metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "data")
 BASE = ["--dataset", "mnist", "--data_dir", TINY, "--hidden", "256,256", "--sparsity", "0.5", "--epochs", "4",
         "--wandb", "off", "--quiet"]
-
-
-def _train(*args):
-    return subprocess.run([sys.executable, "cli.py", "train", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +36,6 @@ def one_epoch_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs")
     assert _train(*BASE, "--epochs", "1", "--out_dir", str(out), "--run_name", "run").returncode == 0
     return out / "run"
-
-
-def _metrics(run_dir: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(line).items() if "seconds" not in k}
-            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("signum, code, name", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
