@@ -1,173 +1,71 @@
 """sparsenet command line. Run ``python cli.py COMMAND --help`` for a command's options."""
 import difflib
+import functools
 import inspect
 import json
 import signal
 import sys
 import time
-from pathlib import Path
 
 import fire
 import torch
 
 from sparsenet.runtime import tune_cpu_allocator
+from sparsenet.train.config import convert
+
+SIMPLE_TYPES = (bool, int, float, str, tuple, bool | None, int | None, float | None, str | None)
 
 
-DEFAULTS = dict(method="chts", seed=0, download=False, out_dir="runs", wandb="auto", quiet=False, restart=False)
-_SHARED = {"dataset", "method", "sparsity", "seed", "init", "weights", "beta", "removal", "regrowth", "zeta",
-           "exponent_start", "exponent_end", "mest_lambda",
-           "update_interval", "init_topology", "data_dir", "out_dir", "run_name", "wandb", "quiet"}
-RECIPES = {  # which train options each model takes
-    "mlp": _SHARED | {"epochs", "r", "degree_dist", "equal_partition", "resort", "percolation", "early_stop",
-                      "density_schedule", "historical_weights", "zeta_decay",
-                      "batch_size", "lr", "momentum", "weight_decay", "hidden", "lr_end_factor", "lr_decay_fraction",
-                      "activation", "valid_fraction", "download"},
-    "transformer": _SHARED | {"preset", "train_steps", "warmup_steps", "lr_factor", "batch_tokens", "eval_every",
-                              "beam_size", "length_penalty", "src_lang", "tgt_lang", "d_model", "heads", "layers",
-                              "d_ff", "vocab_size", "tie_embeddings", "download"},
-}
+def typed(command):
+    """Give ``command`` its arguments as their annotated types, or stop in one line naming the argument
+    (Fire passes whatever the text parses to: ``--seed abc`` is a string)."""
+    signature = inspect.signature(command)
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        for name, value in bound.arguments.items():
+            parameter = signature.parameters[name]
+            if parameter.kind is parameter.POSITIONAL_OR_KEYWORD and parameter.annotation in SIMPLE_TYPES:
+                try:
+                    bound.arguments[name] = convert(name, parameter.annotation, value)
+                except ValueError as error:
+                    raise SystemExit(f"error: {error}")
+        return command(*bound.args, **bound.kwargs)
+    return run
+
+
+TRAIN_HELP = """Train a model; print progress, a readable result line, and the summary JSON last.
+
+With no options: CHTs on scikit-learn's bundled 8x8 digits (offline, a few seconds), a 64-128-128-128-10 MLP
+at 90% sparsity. The paper's MLP: --dataset mnist (99%, 100 epochs). The paper's Transformer: --model
+transformer --dataset multi30k|iwslt14|wmt17 (90%); --preset cpu for a laptop-sized Multi30k run.
+Ctrl-C or SIGTERM stops the run at once and exits 130 or 143; the last checkpoint (written after every epoch
+or evaluation) is intact, and --resume continues from it exactly.
+
+Usage: python cli.py train [--model mlp|transformer] [--OPTION VALUE ...]
+  --resume DIR  continue the run in DIR from its last checkpoint; takes no other option (its config is used).
+  --restart     start again from scratch in a run directory that already holds a checkpoint (without it, such
+                a command stops and says how to resume).
+Options ([mlp] or [transformer]: that model only; flags take true/false or --noFLAG):
+"""
 
 
 class CLI:
     """sparsenet: truly sparse dynamic sparse training. Commands: train, sweep, table, memory, bench, inspect."""
 
-    def train(self, model: str = "mlp", dataset: str | None = None, method: str = "chts", sparsity: float | None = None,
-              seed: int = 0, init: str | None = None, weights: str | None = None, beta: float | None = None,
-              removal: str | None = None, regrowth: str | None = None, zeta: float | None = None,
-              update_interval: int | None = None, init_topology: str | None = None, epochs: int | None = None, r: float | None = None,
-              degree_dist: str | None = None, equal_partition: bool | None = None, resort: bool | None = None,
-              percolation: bool | None = None, early_stop: float | None = None, density_schedule: str | None = None,
-              historical_weights: bool | None = None, exponent_start: float | None = None,
-              exponent_end: float | None = None, mest_lambda: float | None = None, zeta_decay: str | None = None, batch_size: int | None = None,
-              lr: float | None = None, momentum: float | None = None, weight_decay: float | None = None,
-              hidden: tuple | None = None, lr_end_factor: float | None = None, lr_decay_fraction: float | None = None,
-              activation: str | None = None, valid_fraction: float | None = None, preset: str | None = None, train_steps: int | None = None,
-              warmup_steps: int | None = None, lr_factor: float | None = None, batch_tokens: int | None = None,
-              eval_every: int | None = None, beam_size: int | None = None, length_penalty: float | None = None,
-              src_lang: str | None = None, tgt_lang: str | None = None, d_model: int | None = None,
-              heads: int | None = None, layers: int | None = None, d_ff: int | None = None,
-              vocab_size: int | None = None, tie_embeddings: str | None = None, data_dir: str | None = None, download: bool = False,
-              out_dir: str = "runs", run_name: str | None = None, wandb: str = "auto", quiet: bool = False,
-              resume: str | None = None, restart: bool = False):
-        """Train a model; print progress, a readable result line, and the summary JSON last.
-
-        With no arguments: CHTs on scikit-learn's bundled 8x8 digits (offline, a few seconds), a
-        64-128-128-128-10 MLP at 90% sparsity. The paper's MLP: --dataset mnist (99%, 100 epochs). The
-        paper's Transformer: --model transformer --dataset multi30k|iwslt14|wmt17 (90%); --preset cpu
-        for a laptop-sized Multi30k run.
-
-        Args:
-            model: mlp (image classification) or transformer (translation).
-            dataset: mlp: digits (default), mnist, fashion_mnist, emnist (official balanced IDX files),
-                emnist_bymerge_test_split (the staged substitute, split 80/20 stratified); transformer:
-                multi30k (default), iwslt14, wmt17 (fairseq-prepared train/valid/test.{en,de}), wmt_sample.
-            method: fc (dense), static, set, rigl, mest, cht, chts or chtss.
-            sparsity: share of absent links in the sparse layers (default 0.99 MLP, 0.9 Transformer; 0.9 digits).
-            seed: random seed; the same seed gives the same topology and loss curve on CPU.
-            init: topology initialiser er, bsw, bsf, brf or csti (default: the method's; MLP CHT/CHTs use
-                CSTI, Transformer CHT/CHTs BSW).
-            weights: value initialiser swi, kaiming, xavier or zeros (default: the method's; Xavier for the
-                Transformer).
-            beta: BSW rewiring probability (default 0.25).
-            removal: override the removal rule: wm, wm_signed (per sign, SET's), ri, mest, or wm/ri/mest
-                with _soft (default: the method's; SET and CHT wm_signed; CHTs on
-                fashion_mnist uses ri_soft, as the paper found RI better there).
-            regrowth: override the regrowth rule: random, gradient, ch3_l3p, ch3_l3n, ch2_l3n, or *_soft.
-            zeta: removal fraction per update, in [0, 1) (default 0.3).
-            update_interval: between topology updates: epochs for the MLP (default 1), optimizer steps for
-                the Transformer (default 200 Multi30k, 100 IWSLT14/WMT17).
-            init_topology: a run directory (or its checkpoint.pt / best.pt) whose final topology every sparse
-                layer starts from instead of --init (the paper's Appendix C: static sparse training on the
-                topology CHTs found); layer shapes must match. Values are initialised afresh by --weights.
-            epochs: MLP training epochs (default 100; 30 for digits).
-            r: MLP, BRF locality (default 0.25).
-            degree_dist: MLP, BRF degree distribution, fixed or uniform.
-            equal_partition: MLP, BSF fix: equal input degrees in the first layer.
-            resort: MLP, BSF fix: align hidden-neuron degrees between layers.
-            percolation: MLP, remove dead neurons' links after removal (default: the method's; on for CHT*).
-            early_stop: MLP, stop all topology updates once every layer has had an update whose
-                removed∩regrown/regrown exceeded this (CHT: 0.9; flagged layers keep evolving until then).
-            density_schedule: MLP, constant, elastic (MEST) or sigmoid (CHTss, from 50% density).
-            historical_weights: MLP, regrown links restart from their last value instead of 0.
-            exponent_start: soft-removal exponent at step 0, linear to exponent_end at the end of the update
-                window (default: the method's, 1).
-            exponent_end: soft-removal exponent at the end of the update window (default: the method's, 3;
-                CHTss 9).
-            mest_lambda: MEST's removal score |w| + lambda·|gradient| (default 0.01, the authors'). MEST's
-                elastic turnover removes everything above the final density, so --zeta does not apply.
-            zeta_decay: MLP, constant or cosine (default: the method's).
-            batch_size: MLP batch (default 32).
-            lr: MLP initial learning rate (default 0.025), decayed linearly to 1% over 90% of the epochs.
-            momentum: MLP SGD momentum (default 0.9).
-            weight_decay: MLP weight decay (default 5e-4).
-            hidden: MLP hidden widths, e.g. --hidden 1568,1568,1568.
-            lr_end_factor: MLP final lr as a share of --lr (default 0.01).
-            lr_decay_fraction: MLP share of the epochs over which the lr decays (default 0.9).
-            activation: MLP relu, gelu or tanh (default relu).
-            valid_fraction: MLP, share of each class's training images held out (seeded) as a validation
-                split for model selection (default 0.1; 0 trains on the whole training set, the paper's
-                protocol, and reports no at-best-validation accuracy).
-            preset: Transformer sizes and schedule: paper (default) or cpu (Multi30k on a laptop).
-            train_steps: Transformer optimizer steps (paper: 20000 Multi30k/IWSLT14, 80000 WMT17).
-            warmup_steps: Transformer noam warm-up (paper: 3000 / 6000 / 8000).
-            lr_factor: Transformer noam factor (paper: 0.25 Multi30k, 2 IWSLT14/WMT17).
-            batch_tokens: Transformer tokens per batch (paper: 1024 / 10240 / 12000).
-            eval_every: Transformer steps between validations and checkpoints (default 1000).
-            beam_size: Transformer test decoding beam (default 2, as the paper).
-            length_penalty: Transformer beam length penalty alpha (GNMT/Wu; default 1).
-            src_lang: Transformer source language (default en).
-            tgt_lang: Transformer target language (default de).
-            d_model: Transformer width (default 512).
-            heads: Transformer attention heads (default 8).
-            layers: Transformer encoder and decoder layers (default 6).
-            d_ff: Transformer FFN width (paper: 1024 Multi30k, 2048 IWSLT14/WMT17).
-            vocab_size: Transformer joint BPE vocabulary (default per data set: 8000 / 10000 / 40000).
-            tie_embeddings: Transformer embedding sharing over the joint BPE: source_target (default: one
-                embedding for both languages, a separate generator), all (one matrix for both embeddings and
-                the generator, fairseq's share-all-embeddings) or none (three matrices, the authors' OpenNMT).
-            data_dir: data folder (default $SPARSENET_DATA, else ~/.cache/sparsenet).
-            download: fetch missing data from the official source. MLP: the IDX files (sha256-checked).
-                Transformer: iwslt14 / wmt17 archives, prepared as fairseq's scripts do (sacreBLEU's 13a
-                tokeniser standing in for Moses); multi30k and wmt_sample are read from --data_dir.
-            out_dir: parent of the run directory (default runs/).
-            run_name: run directory name (default MODEL-DATASET-METHOD-sSPARSITY-seedSEED).
-            wandb: auto (offline unless logged in; WANDB_MODE respected), online, offline or off.
-            quiet: no progress bars or progress lines.
-            resume: a run directory to continue from its last checkpoint; takes no other option (the
-                run's own config is used).
-            restart: start again from scratch in a run directory that already holds a checkpoint (without
-                it, such a command stops and says how to resume).
-
-        Ctrl-C or SIGTERM stops the run at once and exits 130 or 143; the last checkpoint (written after every
-        epoch or evaluation) is intact, and --resume continues from it exactly.
-        """
+    @typed
+    def train(self, model: str = "mlp", resume: str | None = None, restart: bool = False, **options):
+        """Train a model. ``python cli.py train --help`` lists every option (the fields of the recipes'
+        configs, sparsenet/train/config.py)."""
         from sparsenet.data import DataError
-        from sparsenet.train import classify, translate
-        run_name = None if run_name is None else str(run_name)  # Fire reads --run_name 2024 as a number
-        options = {k: v for k, v in locals().items() if k not in ("self", "model", "resume", "restart", "DataError",
-                                                                   "classify", "translate")}
+        from sparsenet.train import CONFIGS, open_run, options_help, result_line
+        if options.pop("help", False) or options.pop("h", False):
+            print(TRAIN_HELP + options_help(CONFIGS))
+            return
         run_dir = None
         try:
-            if model not in RECIPES:
-                raise ValueError(f"unknown model {model!r}; choose from {sorted(RECIPES)}")
-            recipe = classify if model == "mlp" else translate
-            given = {k: v for k, v in options.items() if v is not None and v != DEFAULTS.get(k)}
-            if resume:
-                if given:
-                    raise ValueError(f"--resume takes no other options (the run's config is used); got "
-                                     f"{', '.join('--' + k for k in given)}")
-                if not (Path(resume) / "checkpoint.pt").exists():
-                    raise ValueError(f"--resume {resume}: no checkpoint.pt there")
-                config, run_dir = None, Path(resume)
-                saved = json.loads((Path(resume) / "config.json").read_text()).get("model", "mlp")
-                recipe = classify if saved == "mlp" else translate  # the run's own recipe
-            else:
-                foreign = sorted(set(given) - RECIPES[model])
-                if foreign:
-                    raise ValueError(f"{', '.join('--' + k for k in foreign)} do(es) not apply to --model {model}")
-                config = recipe.build_config(**{k: v for k, v in options.items() if k in RECIPES[model]})
-                run_dir = Path(config.out_dir) / config.name
-                check_fresh_run_dir(run_dir, restart)
+            recipe, config, run_dir = open_run(model, options, resume, restart)
             signal.signal(signal.SIGTERM, _terminate)
             summary = recipe.train(config, resume=resume)
         except (ValueError, DataError) as error:
@@ -176,19 +74,10 @@ class CLI:
             saved = run_dir is not None and (run_dir / "checkpoint.pt").exists()
             raise interrupted(stop, f"resume with: python cli.py train --resume {run_dir}" if saved else
                               "no checkpoint was written yet, so there is nothing to resume")
-        shape = "dense" if summary["method"] == "fc" else f"{summary['sparsity']:.0%} sparse"
-        if "best_test_accuracy" in summary:
-            at_valid = summary["test_accuracy_at_best_valid"]
-            result = (f"test accuracy {'n/a' if at_valid is None else f'{at_valid:.2%}'} at the best validation "
-                      f"epoch (final {summary['final_test_accuracy']:.2%}, best over epochs "
-                      f"{summary['best_test_accuracy']:.2%})")
-        else:
-            result = f"BLEU {summary.get('bleu', float('nan')):.2f} (sacreBLEU {summary.get('sacrebleu', float('nan')):.2f})"
-        print(f"{summary['dataset']} · {summary['method']} · {shape}: {result} with {summary['links']:,} links in "
-              f"the sparse layers, {summary['nnz']:,} parameters in all (dense model: {summary['dense_params']:,}); "
-              f"{summary['train_seconds']:.1f} s of training")
+        print(result_line(summary))
         print(json.dumps(summary))
 
+    @typed
     def sweep(self, path: str, local: bool = False, dry_run: bool = False, workers: int = 1, count: int | None = None,
               seed: int = 0, runs_dir: str = "runs", data_dir: str | None = None, wandb: str = "offline",
               agents: int = 1, project: str | None = None, entity: str | None = None):
@@ -215,12 +104,12 @@ class CLI:
             project: W&B project (default the YAML's `project`, else sparsenet).
             entity: W&B entity (default your default entity).
         """
-        from sparsenet.train import sweeps
+        from sparsenet.experiments import sweeps
         from sparsenet.train.tracking import wandb_mode
         signal.signal(signal.SIGTERM, _terminate)
         try:
             spec = sweeps.load_sweep(path)
-            sweeps.check_sweep(spec, sweeps.train_options(CLI.train))
+            sweeps.check_sweep(spec, sweeps.train_options())
             if local or dry_run or wandb_mode("auto") != "online":
                 extra = [f"--data_dir={data_dir}"] if data_dir else []
                 counts = sweeps.run_local(spec, path, runs_dir, workers, count, seed, dry_run, extra, wandb)
@@ -234,6 +123,7 @@ class CLI:
             raise interrupted(stop, "its runs were stopped at their last checkpoint; run the same command again "
                               "to resume them", what="sweep interrupted")
 
+    @typed
     def table(self, path: str, runs: str = "runs", wandb: str | None = None, out: str | None = None):
         """Print a sweep's results as a markdown table in the paper's layout and write it with a PNG plot.
 
@@ -246,12 +136,13 @@ class CLI:
             wandb: ENTITY/PROJECT to read the runs from W&B instead (online).
             out: the markdown file to write (default runs/SWEEP/table.md); the PNG goes beside it.
         """
-        from sparsenet.train.table import build_table
+        from sparsenet.experiments.table import build_table
         try:
             print(build_table(path, runs, wandb, out))
         except ValueError as error:
             raise SystemExit(f"error: {error}")
 
+    @typed
     def memory(self, *more_sparsities, model: str = "transformer", dataset: str | None = None,
                sparsity: float | tuple = 0.9, device: str = "cpu", steps: int = 20, seed: int = 0,
                out: str | None = None, batch: int | None = None, length: int = 32):
@@ -274,7 +165,7 @@ class CLI:
             batch: MLP samples (default 32) or Transformer sentence pairs (default 16).
             length: Transformer source and target tokens per sentence (default 32).
         """
-        from sparsenet.train.memory import run_memory
+        from sparsenet.experiments.training_memory import run_memory
         dataset = dataset or {"mlp": "mnist", "transformer": "iwslt14"}.get(model, "")
         sparsities = [*(sparsity if isinstance(sparsity, (tuple, list)) else [sparsity]), *more_sparsities]
         try:
@@ -282,6 +173,7 @@ class CLI:
         except ValueError as error:
             raise SystemExit(f"error: {error}")
 
+    @typed
     def bench(self, repeats: int = 20, warmup: int = 5, threads: int | None = None):
         """Print the layer speed/memory table: dense vs dense+mask vs SparseLinear.
 
@@ -296,12 +188,13 @@ class CLI:
         from tqdm import tqdm
 
         from benchmarks.layer_speed import run
-        if repeats < 1 or warmup < 0:
-            raise SystemExit("error: --repeats must be >= 1 and --warmup >= 0")
+        if repeats < 1 or warmup < 0 or (threads is not None and threads < 1):
+            raise SystemExit("error: --repeats and --threads must be >= 1 and --warmup >= 0")
         if threads is not None:
             torch.set_num_threads(threads)
         print(run(repeats, warmup, progress=lambda shapes: tqdm(shapes, desc="shapes", disable=None)))
 
+    @typed
     def inspect(self, init: str = "bsw", shape: tuple = (1568, 1568), density: float = 0.01, beta: float = 0.25,
                 r: float = 0.25, degree_dist: str = "fixed", equal_partition: bool = False, seed: int = 0,
                 plot: str | None = None):
@@ -319,7 +212,8 @@ class CLI:
             seed: random seed.
             plot: if given, save a log-log degree distribution PNG at this path.
         """
-        from sparsenet.topology import equal_partition as flatten_inputs, make_topology
+        from sparsenet.topology import equal_partition as flatten_inputs
+        from sparsenet.topology import make_topology
         from sparsenet.topology.report import describe, plot_degrees
         if not (isinstance(shape, (tuple, list)) and len(shape) == 2
                 and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)):
@@ -358,24 +252,20 @@ def interrupted(stop: KeyboardInterrupt, advice: str, what: str = "interrupted")
     return SystemExit(143 if terminated else 130)
 
 
-def check_fresh_run_dir(run_dir: Path, restart: bool) -> None:
-    """Refuse to start over a run directory that holds a checkpoint, unless ``restart``: re-running a command
-    would otherwise overwrite an interrupted (or finished) run."""
-    if restart or not (run_dir / "checkpoint.pt").exists():
-        return
-    if (run_dir / "summary.json").exists():
-        raise ValueError(f"{run_dir} holds a finished run; pass --restart to train it again from scratch, or "
-                         f"--run_name to train beside it")
-    raise ValueError(f"{run_dir} holds an unfinished run; continue it with --resume {run_dir}, or pass --restart to "
-                     f"start it again from scratch")
-
-
 def check_flags(argv: list[str]) -> None:
     """Refuse an unknown ``--option`` of a command in one line before anything runs (Fire reports unused
     arguments only after the command has run, e.g. after a whole training run)."""
-    if not argv or argv[0].startswith("-") or not callable(getattr(CLI, argv[0], None)):
+    if not argv or argv[0].startswith("-"):
         return
-    valid = set(inspect.signature(getattr(CLI, argv[0])).parameters) - {"self"}
+    commands = [name for name in vars(CLI) if not name.startswith("_")]
+    if argv[0] not in commands:
+        close = difflib.get_close_matches(argv[0], commands, n=1)
+        raise SystemExit(f"error: unknown command {argv[0]!r}; "
+                         f"{f'did you mean {close[0]}?' if close else 'choose from ' + ', '.join(commands)}")
+    parameters = inspect.signature(getattr(CLI, argv[0])).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return  # train: its options are checked against the recipe's config before any work
+    valid = set(parameters) - {"self"}
     for token in argv[1:]:
         if token == "--":
             break
@@ -389,7 +279,12 @@ def check_flags(argv: list[str]) -> None:
         raise SystemExit(f"error: unknown option --{name} for {argv[0]}; {hint}")
 
 
-if __name__ == "__main__":
-    check_flags(sys.argv[1:])
+def main(argv: list[str]) -> None:
+    """Run the command line ``argv`` (without the program name)."""
+    check_flags(argv)
     tune_cpu_allocator()
-    fire.Fire(CLI(), name="cli.py")
+    fire.Fire(CLI(), command=argv, name="cli.py")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -23,8 +23,8 @@ from benchmarks.timing import median_ms
 from sparsenet.models import Transformer
 from sparsenet.runtime import tune_cpu_allocator
 from sparsenet.sparse import SparseLinear, layer_memory
-from sparsenet.train.memory import (PAPER_IWSLT, build_transformer, check_device, make_optimizer, random_batch,
-                                    train_step)
+from sparsenet.experiments.training_memory import (PAPER_IWSLT, build_transformer, check_device, make_optimizer,
+                                                   random_batch, train_step)
 
 SPARSITIES = [0.0, 0.9, 0.95, 0.99]
 

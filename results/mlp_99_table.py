@@ -14,7 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from sparsenet.train.paper import paper_value
+from sparsenet.experiments.paper import paper_value
 
 METHODS = ("fc", "set", "rigl", "mest", "cht", "chts", "chtss")
 DATASETS = ("mnist", "fashion_mnist")

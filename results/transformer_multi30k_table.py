@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sparsenet.models import Transformer
 from sparsenet.sparse import layer_memory
-from sparsenet.train.paper import paper_value
+from sparsenet.experiments.paper import paper_value
 
 METHODS = ("fc", "chts", "set", "rigl", "chtss", "mest")
 COMMAND = ("python cli.py train --model transformer --dataset multi30k --preset cpu --method {method} "

@@ -94,13 +94,50 @@ def bpe_model(name: str, data_dir=None, vocab_size: int | None = None, languages
     if not model.exists():
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f"{name_stem}.part"
-        spm.SentencePieceTrainer.train(sentence_iterator=iter(sources + targets), model_prefix=str(tmp),
-                                       vocab_size=vocab_size, model_type="bpe", character_coverage=1.0,
-                                       pad_id=PAD, bos_id=BOS, eos_id=EOS, unk_id=UNK,
-                                       hard_vocab_limit=False, minloglevel=2)
+        try:
+            spm.SentencePieceTrainer.train(sentence_iterator=iter(sources + targets), model_prefix=str(tmp),
+                                           vocab_size=vocab_size, model_type="bpe", character_coverage=1.0,
+                                           pad_id=PAD, bos_id=BOS, eos_id=EOS, unk_id=UNK,
+                                           hard_vocab_limit=False, minloglevel=2)
+        except RuntimeError as error:  # e.g. fewer pieces than the corpus has characters
+            for suffix in (".vocab", ".model"):
+                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[-1].split("] ", 1)[-1]
+            raise DataError(f"{name}: sentencepiece cannot train a BPE of {vocab_size} pieces on the training "
+                            f"split: {reason}") from None
         for suffix in (".vocab", ".model"):  # the model last: its presence means the pair is complete
             Path(f"{tmp}{suffix}").replace(folder / f"{name_stem}{suffix}")
     return spm.SentencePieceProcessor(model_file=str(model))
+
+
+@dataclass
+class TranslationData:
+    """A corpus ready to train on. ``processor``: its joint sentencepiece BPE; ``train``, ``valid``:
+    ``(sources, targets)``, each a list of subword-id lists cut to ``max_length`` - 1 tokens (EOS fits);
+    ``test_sources`` (ids, cut alike) and ``test_references`` (raw target lines): empty without a test split."""
+    processor: object
+    train: tuple[list[list[int]], list[list[int]]]
+    valid: tuple[list[list[int]], list[list[int]]]
+    test_sources: list[list[int]]
+    test_references: list[str]
+
+
+def load_translation(name: str, data_dir=None, download: bool = False, vocab_size: int | None = None,
+                     languages: tuple | None = None, max_length: int = 256) -> TranslationData:
+    """Corpus ``name`` (``--download`` prepares iwslt14 / wmt17 first), its BPE (trained once, cached) and
+    every split encoded; ``DataError`` naming the file or folder for anything missing or unreadable."""
+    if download:
+        from .prepare_translation import prepare
+        prepare(name, data_dir)
+    processor = bpe_model(name, data_dir, vocab_size, languages)
+    encoded = {}
+    for split in ("train", "valid"):
+        sources, targets = read_pairs(name, split, data_dir, languages)
+        encoded[split] = (encode(processor, sources, max_length), encode(processor, targets, max_length))
+    test_sources, references = (read_pairs(name, "test", data_dir, languages) if "test" in CORPORA[name].files
+                                else ([], []))
+    return TranslationData(processor, encoded["train"], encoded["valid"], encode(processor, test_sources, max_length),
+                           references)
 
 
 def encode(processor, lines: list[str], max_length: int = 256) -> list[list[int]]:

@@ -1,10 +1,8 @@
 """Image-classification recipe (the paper's MLP protocol, method.md §8.1) — a short linear train loop."""
 import dataclasses
 import math
-import os
 import sys
 import time
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,72 +13,65 @@ from tqdm import tqdm
 from ..data import VisionData, load_vision, split_validation
 from ..evolution import DensitySchedule, TopologyEngine, make_method, method_schedule
 from ..models import MLP
-from ..sparse import check_density
 from ..topology import copy_topology, init_sparse_model, sparse_layers
-from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
-                         set_rng_state)
-from .tracking import WANDB_CHOICES, Tracker, default_run_name
-
-METHOD_NAMES = ("fc", "static", "set", "rigl", "mest", "cht", "chts", "chtss")
+from .checkpoint import (
+    load_checkpoint,
+    load_topologies,
+    remove_stale_temporaries,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from .config import (
+    RunConfig,
+    check_fraction,
+    check_positive_ints,
+    check_run_options,
+    check_sparse_method,
+    option,
+    with_presets,
+)
+from .tracking import Tracker, default_run_name
 
 
 @dataclass
-class ClassifyConfig:
+class ClassifyConfig(RunConfig):
     """Every knob of an MLP run; defaults are the paper's (method.md §8.1) except where a preset says."""
-    dataset: str = "digits"
-    method: str = "chts"
-    sparsity: float = 0.99
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 0.025
-    lr_end_factor: float = 0.01          # linear decay to lr * this ...
-    lr_decay_fraction: float = 0.9       # ... over this share of the epochs
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    hidden: tuple = (1568, 1568, 1568)
-    zeta: float = 0.3
-    zeta_decay: str | None = None        # None: the method's (cosine for RigL)
-    update_interval: int = 1             # epochs between topology updates
-    init: str | None = None              # None: the method's (CSTI for CHT/CHTs, ER for SET/RigL, ...)
-    weights: str | None = None
-    beta: float = 0.25
-    r: float = 0.25
-    degree_dist: str = "fixed"
-    equal_partition: bool = False
-    resort: bool = False
-    removal: str | None = None
-    regrowth: str | None = None
-    percolation: bool | None = None      # None: the method's
-    early_stop: float | None = None
-    density_schedule: str | None = None
-    historical_weights: bool | None = None
-    exponent_start: float | None = None  # soft removal exponent, linear over the update window (None: the
-    exponent_end: float | None = None    # method's: 1 -> 3, CHTss 1 -> 9)
-    mest_lambda: float | None = None     # MEST's |w| + λ|g| (None: the method's 0.01)
-    activation: str = "relu"
-    valid_fraction: float = 0.1          # stratified, seeded share of the training set held out for selection
-    init_topology: str | None = None
-    seed: int = 0
-    data_dir: str | None = None
-    download: bool = False
-    out_dir: str = "runs"
-    run_name: str | None = None
-    wandb: str = "auto"
-    quiet: bool = False
-    model: str = "mlp"
+    epochs: int = option(100, "training epochs (30 on digits).")
+    batch_size: int = option(32, "training batch.")
+    lr: float = option(0.025, "initial SGD learning rate, decayed linearly to lr * lr_end_factor over "
+                       "lr_decay_fraction of the epochs.")
+    lr_end_factor: float = option(0.01, "final learning rate as a share of --lr.")
+    lr_decay_fraction: float = option(0.9, "share of the epochs over which the learning rate decays.")
+    momentum: float = option(0.9, "SGD momentum.")
+    weight_decay: float = option(5e-4, "SGD weight decay.")
+    hidden: tuple = option((1568, 1568, 1568), "hidden widths, e.g. --hidden 1568,1568,1568 (128,128,128 on "
+                           "digits).")
+    activation: str = option("relu", "relu, gelu or tanh.")
+    zeta_decay: str | None = option(None, "constant or cosine ζ over the updates (default: the method's; cosine "
+                                    "for RigL and CHTss).")
+    r: float = option(0.25, "BRF locality in [0, 1] (0 nearest, 1 uniform).")
+    degree_dist: str = option("fixed", "BRF degree distribution of the smaller side: fixed or uniform.")
+    equal_partition: bool = option(False, "BSF fix: equal input degrees in the first layer.")
+    resort: bool = option(False, "BSF fix: align hidden-neuron degrees between layers.")
+    percolation: bool | None = option(None, "remove dead neurons' links after removal (default: the method's; "
+                                      "on for CHT, CHTs, CHTss).")
+    early_stop: float | None = option(None, "stop all topology updates once every layer has had an update whose "
+                                      "removed∩regrown/regrown exceeded this (default: the method's, CHT 0.9); "
+                                      "flagged layers keep evolving until then.")
+    density_schedule: str | None = option(None, "constant, elastic (MEST) or sigmoid (CHTss, from 50% density) "
+                                          "(default: the method's).")
+    historical_weights: bool | None = option(None, "regrown links restart from their last value instead of 0.")
+    valid_fraction: float = option(0.1, "share of each class's training images held out (seeded) for model "
+                                   "selection; 0 trains on the whole training set (the paper's protocol) and "
+                                   "reports no at-best-validation accuracy.")
 
     def validate(self) -> "ClassifyConfig":
-        if self.method == "fc":
-            self.sparsity = 0.0
         if self.model != "mlp":
             raise ValueError(f"unknown model {self.model!r} for image classification; choose from ['mlp']")
         check_run_options(self)
-        if not 0.0 <= self.sparsity < 1.0 or isinstance(self.sparsity, bool):
-            raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
-        check_positive_ints(self, ("epochs", "batch_size", "update_interval"))
-        if isinstance(self.valid_fraction, bool) or not isinstance(self.valid_fraction, (int, float)) \
-                or not 0.0 <= self.valid_fraction < 1.0:
-            raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction!r}")
+        check_positive_ints(self, ("epochs", "batch_size"))
+        check_fraction(self, "valid_fraction")
         check_sparse_method(self)
         return self
 
@@ -106,104 +97,12 @@ METHOD_PRESETS = {  # per (data set, method): the paper's choice of removal scor
 }
 
 
-def check_positive_ints(config, names: tuple) -> None:
-    """Raise ``ValueError`` naming the first of ``names`` whose value on ``config`` is not an int > 0."""
-    for name in names:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def as_bool(name: str, value) -> bool:
-    """A flag's value as bool: True/False, or the strings true/false in any case (as typed on a command line)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise ValueError(f"{name} must be true or false, got {value!r}")
-
-
-BOOL_OPTIONS = ("equal_partition", "resort", "percolation", "historical_weights", "download", "quiet")
-
-
-def check_output_folder(out_dir, run_name: str | None) -> None:
-    """Before any work: ``run_name`` is a plain folder name (it cannot leave ``out_dir``), and the run folder
-    can be made, i.e. its nearest existing ancestor is a writable folder and nothing on the way is a file."""
-    if run_name is not None and (not isinstance(run_name, str) or run_name in ("", ".", "..")
-                                 or "/" in run_name or "\\" in run_name):
-        raise ValueError(f"--run_name must be a plain folder name inside --out_dir, got {run_name!r}")
-    path = Path(out_dir) / run_name if run_name else Path(out_dir)
-    while not path.exists():
-        path = path.parent
-    if not path.is_dir():
-        raise ValueError(f"--out_dir {out_dir}: {path} is a file, not a folder")
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ValueError(f"--out_dir {out_dir}: {path} is not writable")
-
-
-def check_run_options(config) -> None:
-    """The checks both recipes' configs share: the output folder, method, W&B mode, and ``--init_topology``
-    (a sparse method and an existing run directory or checkpoint file)."""
-    check_output_folder(config.out_dir, config.run_name)
-    if config.method not in METHOD_NAMES:
-        raise ValueError(f"unknown method {config.method!r}; choose from {list(METHOD_NAMES)}")
-    if config.wandb not in WANDB_CHOICES:
-        raise ValueError(f"unknown wandb mode {config.wandb!r}; choose from {list(WANDB_CHOICES)}")
-    if config.init_topology is None:
-        return
-    if config.method == "fc":
-        raise ValueError("--init_topology needs a sparse method (the dense model has no topology)")
-    if not Path(config.init_topology).exists():
-        raise ValueError(f"--init_topology {config.init_topology}: no such run directory or checkpoint")
-
-
-def check_sparse_method(config) -> None:
-    """For a sparse method (after the recipe's own sparsity-range check): its density and its settings
-    (``config.engine_method()`` raises on an unknown or contradictory rule)."""
-    if config.method != "fc":
-        check_density(1.0 - config.sparsity)
-        method = config.engine_method()
-        if config.init_topology is not None and method.density_schedule != "constant":
-            raise ValueError(f"--init_topology gives the final topology, but {config.method} starts denser "
-                             f"(density schedule {method.density_schedule!r})")
-
-
-def merge_options(config_class, options: dict, presets: dict, bool_options: tuple = ()) -> dict:
-    """Preset values overridden by the given non-None ``options`` (flags parsed with ``as_bool``);
-    ``ValueError`` for an option that is not a field of ``config_class``."""
-    unknown = set(options) - {f.name for f in dataclasses.fields(config_class)}
-    if unknown:
-        raise ValueError(f"unknown options {sorted(unknown)}")
-    values = {**presets, **{k: as_bool(k, v) if k in bool_options else v for k, v in options.items() if v is not None}}
-    check_numbers(config_class, values)
-    return values
-
-
-def check_numbers(config_class, values: dict) -> None:
-    """``ValueError`` naming the option for a value that is not a number (float fields) or not an integer
-    (int fields); ``None`` passes where the field allows it. Ranges are the configs' own checks."""
-    for field in dataclasses.fields(config_class):
-        value = values.get(field.name)
-        if value is None:
-            continue
-        kinds = set(typing.get_args(field.type)) or {field.type}
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if float in kinds and not number:
-            raise ValueError(f"--{field.name} must be a number, got {value!r}")
-        if int in kinds and float not in kinds and not (number and isinstance(value, int)):
-            raise ValueError(f"--{field.name} must be an integer, got {value!r}")
-
-
 def build_config(**options) -> ClassifyConfig:
-    """Defaults, then the data set's preset, then the given (non-None) options."""
+    """Defaults, then the data set's preset, then the given (non-None) options; validated."""
     dataset = options.get("dataset") or ClassifyConfig.dataset
     method = options.get("method") or ClassifyConfig.method
-    values = merge_options(ClassifyConfig, options,
-                           {**PRESETS.get(dataset, {}), **METHOD_PRESETS.get((dataset, method), {})}, BOOL_OPTIONS)
-    if "hidden" in values:
-        values["hidden"] = tuple(int(h) for h in (values["hidden"] if isinstance(values["hidden"], (tuple, list))
-                                                  else [values["hidden"]]))
-    return ClassifyConfig(**values).validate()
+    presets = {**PRESETS.get(dataset, {}), **METHOD_PRESETS.get((dataset, method), {})}
+    return with_presets(ClassifyConfig, options, presets).validate()
 
 
 def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator):

@@ -11,77 +11,83 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from ..data.prepare_translation import prepare
-from ..data.translation import BOS, CORPORA, EOS, PAD, bpe_model, encode, read_pairs, token_batches
+from ..data import load_translation
+from ..data.translation import BOS, CORPORA, EOS, PAD, token_batches
 from ..evolution import DensitySchedule, TopologyEngine, method_schedule
 from ..models import Transformer, beam_search, greedy_decode
 from ..models.transformer import TIE_MODES
 from ..topology import copy_topology, init_sparse_model, sparse_layers
-from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
-                         set_rng_state)
-from .classify import check_positive_ints, check_run_options, check_sparse_method, merge_options
+from .checkpoint import (
+    load_checkpoint,
+    load_topologies,
+    remove_stale_temporaries,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from .config import (
+    RunConfig,
+    check_fraction,
+    check_positive_ints,
+    check_run_options,
+    check_sparse_method,
+    option,
+    with_presets,
+)
 from .tracking import Tracker, default_run_name
 
 
 @dataclass
-class TranslateConfig:
+class TranslateConfig(RunConfig):
     """Every knob of a translation run; defaults are the paper's Multi30k setting (CHTs preprint)."""
-    dataset: str = "multi30k"
-    method: str = "chts"
-    sparsity: float = 0.9
-    preset: str = "paper"
-    d_model: int = 512
-    heads: int = 8
-    layers: int = 6
-    d_ff: int = 1024
-    dropout: float = 0.1
-    attention_dropout: float = 0.1
-    vocab_size: int | None = None
-    train_steps: int = 20000
-    warmup_steps: int = 3000
-    lr_factor: float = 0.25
-    rewarm_steps: int = 20               # inoam: linear re-warm-up after every topology update
-    batch_tokens: int = 1024
-    update_interval: int = 200
-    zeta: float = 0.3
-    label_smoothing: float = 0.1
-    eval_every: int = 1000
-    beam_size: int = 2
-    length_penalty: float = 1.0
-    max_length: int = 256
-    tie_embeddings: str = "source_target"  # source_target, all or none (models.transformer.TIE_MODES)
-    src_lang: str | None = None
-    tgt_lang: str | None = None
-    init: str | None = None
-    weights: str | None = None
-    beta: float = 0.25
-    removal: str | None = None
-    regrowth: str | None = None
-    exponent_start: float | None = None  # soft removal exponent (None: the method's, CHTss 1 -> 9)
-    exponent_end: float | None = None
-    mest_lambda: float | None = None     # MEST's |w| + λ|g| (None: the method's 0.01)
-    init_topology: str | None = None
-    seed: int = 0
-    data_dir: str | None = None
-    download: bool = False
-    out_dir: str = "runs"
-    run_name: str | None = None
-    wandb: str = "auto"
-    quiet: bool = False
     model: str = "transformer"
+    dataset: str = "multi30k"
+    sparsity: float = 0.9
+    update_interval: int = 200
+    preset: str = option("paper", "sizes and schedule: paper (method.md §8.2) or cpu (Multi30k on a laptop: "
+                         "d_model 256, 4 heads, 3+3 layers, BPE 8000, 2048-token batches, 3200 steps, beam 4).")
+    d_model: int = option(512, "model width.")
+    heads: int = option(8, "attention heads (must divide d_model).")
+    layers: int = option(6, "encoder and decoder layers.")
+    d_ff: int = option(1024, "FFN width (paper: 1024 Multi30k, 2048 IWSLT14/WMT17).")
+    dropout: float = option(0.1, "dropout of embeddings, sub-layer outputs and the FFN, in [0, 1).")
+    attention_dropout: float = option(0.1, "dropout of the attention weights, in [0, 1).")
+    vocab_size: int | None = option(None, "joint BPE vocabulary (default per data set: 8000 Multi30k, 10000 "
+                                    "IWSLT14, 40000 WMT17).")
+    train_steps: int = option(20000, "optimizer steps (paper: 20000 Multi30k/IWSLT14, 80000 WMT17).")
+    warmup_steps: int = option(3000, "noam warm-up steps (paper: 3000 / 6000 / 8000).")
+    lr_factor: float = option(0.25, "noam factor (paper: 0.25 Multi30k, 2 IWSLT14/WMT17).")
+    rewarm_steps: int = option(20, "inoam: linear re-warm-up steps after every topology update (0: none).")
+    batch_tokens: int = option(1024, "tokens per batch (paper: 1024 / 10240 / 12000).")
+    label_smoothing: float = option(0.1, "label smoothing of the training loss, in [0, 1).")
+    eval_every: int = option(1000, "steps between validations and checkpoints.")
+    beam_size: int = option(2, "test decoding beam (1: greedy).")
+    length_penalty: float = option(1.0, "beam length penalty alpha (GNMT/Wu).")
+    max_length: int = option(256, "longest sentence in subwords: longer training pairs are cut, decoding stops "
+                             "there.")
+    tie_embeddings: str = option("source_target", "embedding sharing over the joint BPE: source_target (one "
+                                 "embedding for both languages, a separate generator), all (one matrix for both "
+                                 "embeddings and the generator, fairseq's share-all-embeddings) or none (three "
+                                 "matrices, the authors' OpenNMT).")
+    src_lang: str | None = option(None, "source language (default: the data set's, en).")
+    tgt_lang: str | None = option(None, "target language (default: the data set's, de).")
 
     def validate(self) -> "TranslateConfig":
         if self.dataset not in CORPORA:
             raise ValueError(f"unknown dataset {self.dataset!r} for translation; choose from {list(CORPORA)}")
         check_run_options(self)
-        if self.method == "fc":
-            self.sparsity = 0.0
-        elif not 0.0 < self.sparsity < 1.0:
-            raise ValueError(f"sparsity must be in (0, 1) for a sparse method, got {self.sparsity!r}")
         if self.tie_embeddings not in TIE_MODES:
             raise ValueError(f"unknown tie_embeddings {self.tie_embeddings!r}; choose from {list(TIE_MODES)}")
-        check_positive_ints(self, ("train_steps", "warmup_steps", "batch_tokens", "update_interval", "eval_every",
-                                   "beam_size"))
+        check_positive_ints(self, ("train_steps", "warmup_steps", "batch_tokens", "eval_every", "beam_size",
+                                   "d_model", "heads", "layers", "d_ff", "max_length"))
+        for name in ("dropout", "attention_dropout", "label_smoothing"):
+            check_fraction(self, name)
+        if isinstance(self.rewarm_steps, bool) or not isinstance(self.rewarm_steps, int) or self.rewarm_steps < 0:
+            raise ValueError(f"rewarm_steps must be an integer >= 0, got {self.rewarm_steps!r}")
+        if self.d_model % self.heads:
+            raise ValueError(f"heads ({self.heads}) must divide d_model ({self.d_model})")
+        if self.vocab_size is not None:
+            check_positive_ints(self, ("vocab_size",))
         check_sparse_method(self)
         return self
 
@@ -126,9 +132,7 @@ def build_config(**options) -> TranslateConfig:
     if (dataset, preset) not in PRESETS and preset != "paper":
         raise ValueError(f"no preset {preset!r} for {dataset}; available: "
                          f"{sorted(p for d, p in PRESETS if d == dataset)}")
-    values = merge_options(TranslateConfig, options, PRESETS.get((dataset, preset), {}),
-                           ("quiet", "download"))
-    return TranslateConfig(**values).validate()
+    return with_presets(TranslateConfig, options, PRESETS.get((dataset, preset), {})).validate()
 
 
 def inoam(step: int, config: TranslateConfig, rewarm: bool) -> float:
@@ -198,21 +202,15 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
     remove_stale_temporaries(run_dir)  # left by a kill during a checkpoint write
     if checkpoint:
         config = TranslateConfig(**checkpoint["config"])
-    languages = config.languages
-    if config.download:
-        prepare(config.dataset, config.data_dir)
-    processor = bpe_model(config.dataset, config.data_dir, config.vocab_size, languages)
-    train_src, train_tgt = read_pairs(config.dataset, "train", config.data_dir, languages)
-    valid_src, valid_tgt = read_pairs(config.dataset, "valid", config.data_dir, languages)
-    has_test = "test" in CORPORA[config.dataset].files
-    test_src, test_tgt = read_pairs(config.dataset, "test", config.data_dir, languages) if has_test else ([], [])
+    data = load_translation(config.dataset, config.data_dir, config.download, config.vocab_size, config.languages,
+                            config.max_length)
     torch.manual_seed(config.seed)
     init_generator = torch.Generator().manual_seed(config.seed)
     data_generator = torch.Generator().manual_seed(config.seed + 1)
     method = config.engine_method()
     final = None if config.method == "fc" else 1.0 - config.sparsity
     start = None if final is None else DensitySchedule(final, method.density_schedule).start()  # CHTss: 50%
-    model = Transformer(processor.get_piece_size(), config.d_model, config.heads, config.layers, config.d_ff,
+    model = Transformer(data.processor.get_piece_size(), config.d_model, config.heads, config.layers, config.d_ff,
                         config.dropout, config.attention_dropout, start, config.max_length + 2, init_generator,
                         config.tie_embeddings)
     if config.init_topology:  # validate() ensured a sparse method
@@ -223,9 +221,8 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=0.0, betas=(0.9, 0.998))
     schedule = method_schedule(method, config.update_interval, config.train_steps, config.zeta)
     engine = TopologyEngine(model, optimizer, method, schedule, density=final, seed=config.seed)
-    sources, targets = encode(processor, train_src, config.max_length), encode(processor, train_tgt, config.max_length)
-    valid = token_batches(encode(processor, valid_src, config.max_length),
-                          encode(processor, valid_tgt, config.max_length), config.batch_tokens, shuffle=False)
+    sources, targets = data.train
+    valid = token_batches(*data.valid, config.batch_tokens, shuffle=False)
     step, epoch, position, best, seconds = 0, 0, 0, math.inf, 0.0
     if checkpoint:
         model.load_state_dict(checkpoint["model"])
@@ -286,10 +283,9 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
                "links": sum(l.nnz for l in sparse_layers(model)), "nnz": sum(p.numel() for p in model.parameters()),
                "dense_params": sum(p.numel() for p in model.parameters())
                + sum(l.out_features * l.in_features - l.nnz for l in sparse_layers(model)), "run_dir": str(run_dir)}
-    if has_test:
-        hypotheses = [processor.decode(ids) for ids in decode(model, encode(processor, test_src, config.max_length),
-                                                              config)]
-        summary.update(bleu(hypotheses, test_tgt))
+    if data.test_sources:
+        hypotheses = [data.processor.decode(ids) for ids in decode(model, data.test_sources, config)]
+        summary.update(bleu(hypotheses, data.test_references))
         (run_dir / "test.hyp").write_text("\n".join(hypotheses) + "\n")
     tracker.finish(summary)
     return summary

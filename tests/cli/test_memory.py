@@ -1,22 +1,17 @@
 """`python cli.py memory`: refuses what it cannot measure with one line, before any work."""
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.conftest import run_cli
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _cli(*args):
-    return subprocess.run([sys.executable, "cli.py", "memory", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present")
 def test_cuda_without_cuda_is_one_line():
-    result = _cli("--model", "transformer", "--dataset", "iwslt14", "--device", "cuda")
+    result = run_cli("memory", "--model", "transformer", "--dataset", "iwslt14", "--device", "cuda")
     assert result.returncode != 0 and result.stdout == ""
     assert result.stderr.strip().splitlines() == [
         f"error: --device cuda: CUDA is not available on this machine (torch {torch.__version__} built without "
@@ -24,6 +19,6 @@ def test_cuda_without_cuda_is_one_line():
 
 
 def test_every_listed_sparsity_is_checked():
-    result = _cli("--model", "mlp", "--sparsity", "0.9", "1.5", "--out", "/nonexistent/never-written")
+    result = run_cli("memory", "--model", "mlp", "--sparsity", "0.9", "1.5", "--out", "/nonexistent/never-written")
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
     assert "1.5" in result.stderr

@@ -1,19 +1,14 @@
 """`python cli.py sweep`: the acceptance dry run, one-line errors, and sweep-agent run names."""
-import subprocess
-import sys
 from pathlib import Path
 
 from sparsenet.train.classify import build_config
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "cli.py", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
 def test_dry_run_lists_every_run_of_the_cpu_mlp_table(tmp_path):
-    result = _cli("sweep", "sweeps/mlp_99_cpu.yaml", "--local", "--dry_run", "--runs_dir", str(tmp_path),
+    result = run_cli("sweep", "sweeps/mlp_99_cpu.yaml", "--local", "--dry_run", "--runs_dir", str(tmp_path),
                   "--data_dir", "../shared/data")
     assert result.returncode == 0, result.stderr
     commands = result.stdout.strip().splitlines()
@@ -27,7 +22,7 @@ def test_dry_run_lists_every_run_of_the_cpu_mlp_table(tmp_path):
 def test_a_typo_in_a_sweep_is_one_line(tmp_path):
     sweep = tmp_path / "typo.yaml"
     sweep.write_text("program: cli.py\nmethod: grid\nparameters:\n  sparsty:\n    values: [0.9]\n")
-    result = _cli("sweep", str(sweep), "--local")
+    result = run_cli("sweep", str(sweep), "--local")
     assert result.returncode != 0
     assert result.stderr.strip() == "error: unknown parameter 'sparsty': not a train option (did you mean 'sparsity'?)"
 
@@ -41,6 +36,6 @@ def test_runs_launched_by_a_wandb_agent_get_their_own_directory(monkeypatch):
 
 
 def test_table_without_finished_runs_is_one_line(tmp_path):
-    result = _cli("table", "sweeps/mlp_99_cpu.yaml", "--runs", str(tmp_path))
+    result = run_cli("table", "sweeps/mlp_99_cpu.yaml", "--runs", str(tmp_path))
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("error: no finished run of sweep 'mlp_99_cpu'")

@@ -1,4 +1,4 @@
-"""The MLP recipe on the tiny data set shipped in tests/data: every method, determinism, exact resume."""
+"""The MLP recipe on the tiny data set shipped in tests/fixtures: every method, determinism, exact resume."""
 import json
 import os
 import signal
@@ -12,10 +12,12 @@ import torch
 
 from sparsenet.evolution import make_method
 from sparsenet.train.checkpoint import load_checkpoint
-from sparsenet.train.classify import METHOD_NAMES, build_config, train
+from sparsenet.train.classify import build_config, train
+from sparsenet.train.config import METHOD_NAMES
+from tests.conftest import TINY_DATA
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = str(ROOT / "tests" / "data")
+TINY = str(TINY_DATA)
 SHARED = ROOT.parent / "shared" / "data"
 
 

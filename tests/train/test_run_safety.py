@@ -13,11 +13,11 @@ import torch
 
 from sparsenet.train import classify
 from sparsenet.train.checkpoint import CheckpointError, load_checkpoint, remove_stale_temporaries, save_checkpoint
-from tests.train.test_cli_train import _run as _train
+from tests.conftest import TINY_DATA, run_cli
 from tests.train.test_recipe import _metrics
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = str(ROOT / "tests" / "data")
+TINY = str(TINY_DATA)
 BASE = ["--dataset", "mnist", "--data_dir", TINY, "--hidden", "256,256", "--sparsity", "0.5", "--epochs", "4",
         "--wandb", "off", "--quiet"]
 
@@ -26,7 +26,7 @@ BASE = ["--dataset", "mnist", "--data_dir", TINY, "--hidden", "256,256", "--spar
 def whole_run(tmp_path_factory) -> Path:
     """The uninterrupted 4-epoch run both signal tests compare with."""
     out = tmp_path_factory.mktemp("whole")
-    assert _train(*BASE, "--out_dir", str(out), "--run_name", "whole").returncode == 0
+    assert run_cli("train", *BASE, "--out_dir", str(out), "--run_name", "whole").returncode == 0
     return out / "whole"
 
 
@@ -34,7 +34,7 @@ def whole_run(tmp_path_factory) -> Path:
 def one_epoch_run(tmp_path_factory) -> Path:
     """A finished one-epoch run, trained once for the tests below (each works on its own copy)."""
     out = tmp_path_factory.mktemp("runs")
-    assert _train(*BASE, "--epochs", "1", "--out_dir", str(out), "--run_name", "run").returncode == 0
+    assert run_cli("train", *BASE, "--epochs", "1", "--out_dir", str(out), "--run_name", "run").returncode == 0
     return out / "run"
 
 
@@ -53,7 +53,7 @@ def test_signal_stops_in_one_line_and_resume_gives_the_uninterrupted_run(tmp_pat
         pytest.skip("the run finished before the signal arrived")
     assert process.returncode == code
     assert stderr.strip() == f"interrupted ({name}); resume with: python cli.py train --resume {run_dir}"
-    resumed = _train("--resume", str(run_dir))
+    resumed = run_cli("train", "--resume", str(run_dir))
     assert resumed.returncode == 0, resumed.stderr
     assert _metrics(run_dir) == _metrics(whole_run)
 
@@ -63,13 +63,13 @@ def test_rerunning_a_command_does_not_overwrite_its_run(tmp_path, one_epoch_run)
     shutil.copytree(one_epoch_run, tmp_path / "run")
     (tmp_path / "run" / "summary.json").unlink()  # as if interrupted after its checkpoint
     before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
-    again = _train(*args)
+    again = run_cli("train", *args)
     assert again.returncode == 1 and again.stderr.strip() == (
         f"error: {tmp_path / 'run'} holds an unfinished run; continue it with --resume {tmp_path / 'run'}, or pass "
         f"--restart to start it again from scratch")
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
-    assert _train(*args, "--restart").returncode == 0 and (tmp_path / "run" / "summary.json").exists()
-    finished = _train(*args)
+    assert run_cli("train", *args, "--restart").returncode == 0 and (tmp_path / "run" / "summary.json").exists()
+    finished = run_cli("train", *args)
     assert finished.returncode == 1 and "holds a finished run; pass --restart" in finished.stderr
 
 
@@ -97,7 +97,7 @@ def test_damaged_checkpoint_through_the_cli_is_one_line_and_exit_1(tmp_path, one
     run_dir = tmp_path / "run"
     shutil.copytree(one_epoch_run, run_dir)
     (run_dir / "checkpoint.pt").write_bytes((run_dir / "checkpoint.pt").read_bytes()[:1000])
-    result = _train("--resume", str(run_dir))
+    result = run_cli("train", "--resume", str(run_dir))
     assert result.returncode == 1 and result.stderr.strip() == (
         f"error: {run_dir / 'checkpoint.pt'}: corrupt checkpoint (checksum mismatch: truncated or overwritten)")
 

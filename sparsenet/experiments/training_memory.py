@@ -35,13 +35,16 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from ..data.translation import CORPORA
-from ..data.vision import DATASETS as VISION_DATASETS, IDX_SETS, SUBSTITUTE
+from ..data.vision import DATASETS as VISION_DATASETS
+from ..data.vision import IDX_SETS, SUBSTITUTE
 from ..models import MLP, Transformer
 from ..runtime import tune_cpu_allocator
 from ..sparse import SparseLinear, layer_memory
 from ..topology import init_sparse_model
-from .classify import PRESETS as CLASSIFY_PRESETS, ClassifyConfig
-from .translate import PRESETS as TRANSLATE_PRESETS, TranslateConfig
+from ..train.classify import PRESETS as CLASSIFY_PRESETS
+from ..train.classify import ClassifyConfig
+from ..train.translate import PRESETS as TRANSLATE_PRESETS
+from ..train.translate import TranslateConfig
 
 MIB = 2**20
 RSS = "peak RSS"  # MemoryRow.source of CPU measurements, whose activation peak is an estimate

@@ -58,6 +58,7 @@ def test_unreachable_source_is_one_line(tmp_path):
 def test_emnist_zip_is_md5_checked_and_extracted(server, tmp_path, monkeypatch):
     import hashlib
     import zipfile
+
     import sparsenet.data.vision as vision
     root, url = server
     with zipfile.ZipFile(root / "gzip.zip", "w") as bundle:

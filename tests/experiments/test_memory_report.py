@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
+from sparsenet.experiments.training_memory import MIB, run_memory
 from sparsenet.sparse import link_count
-from sparsenet.train.memory import MIB, run_memory
 
 SPARSITY = 0.9
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

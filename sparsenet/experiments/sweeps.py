@@ -23,7 +23,6 @@ no summary) continue with ``train --resume``.
 """
 import difflib
 import hashlib
-import inspect
 import itertools
 import json
 import math
@@ -41,7 +40,7 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
-from .tracking import wandb_mode
+from ..train.tracking import wandb_mode
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # holds cli.py, the sweeps' program
 TOP_LEVEL_KEYS = ("program", "command", "method", "metric", "parameters", "name", "description", "project", "entity",
@@ -113,9 +112,31 @@ def load_sweep(path) -> dict:
     return spec
 
 
-def train_options(train) -> set[str]:
-    """The option names of the train command ``train`` (e.g. ``cli.CLI.train``), without ``self``."""
-    return set(inspect.signature(train).parameters) - {"self"}
+def train_options() -> dict:
+    """``{name: field type}`` of every ``train`` option (the recipes' config fields; ``resume`` and
+    ``restart``, the CLI's own, map to ``None``)."""
+    from ..train import CONFIGS
+    from ..train.config import option_fields
+    options = {"resume": None, "restart": None}
+    for config_class in CONFIGS.values():
+        options.update({name: field.type for name, field in option_fields(config_class).items()})
+    return options
+
+
+def _check_parameter_values(name: str, parameter: dict, kind) -> None:
+    """The fixed values of a parameter (``value``, ``values``) as the run receives them: printed as
+    ``--name=value``, parsed by Fire, converted to the option's type; ``ValueError`` naming it otherwise."""
+    from fire.parser import DefaultParseValue
+
+    from ..train.config import convert
+    if kind is None:
+        return
+    values = [parameter["value"]] if "value" in parameter else parameter.get("values", [])
+    for value in values:
+        try:
+            convert(name, kind, DefaultParseValue(str(value)))
+        except ValueError as error:
+            raise ValueError(f"parameter {name!r}: {error}") from None
 
 
 def _closest(name: str, choices) -> str:
@@ -124,7 +145,7 @@ def _closest(name: str, choices) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-def check_sweep(spec: dict, train_options: set[str]) -> None:
+def check_sweep(spec: dict, train_options: dict) -> None:
     """Raise a one-line ``ValueError`` unless ``spec`` is a W&B sweep of ``train`` runs.
 
     Checks: only W&B's top-level keys; program, method and parameters present; method grid/random/bayes
@@ -151,6 +172,7 @@ def check_sweep(spec: dict, train_options: set[str]) -> None:
         if name not in train_options:
             raise ValueError(f"unknown parameter {name!r}: not a train option{_closest(str(name), train_options)}")
         distribution = parameter_distribution(name, parameter)
+        _check_parameter_values(name, parameter, train_options[name])
         if spec["method"] == "grid" and distribution not in ("constant", "categorical"):
             raise ValueError(f"parameter {name!r}: a grid sweep takes value or values, not a {distribution} "
                              f"distribution (use method: random)")

@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
-from sparsenet.train.paper import paper_value
-from sparsenet.train.sweeps import expand, load_sweep, run_name
-from sparsenet.train.table import build_table, format_markdown, summarize
+from sparsenet.experiments.paper import paper_value
+from sparsenet.experiments.sweeps import expand, load_sweep, run_name
+from sparsenet.experiments.table import build_table, format_markdown, summarize
 
 SWEEP = """
 name: grid

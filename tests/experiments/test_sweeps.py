@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-import cli
-from sparsenet.train import classify, sweeps, translate
+from sparsenet.experiments import sweeps
+from sparsenet.train import CONFIGS, check_option_names, classify, translate
+from tests.conftest import TINY_DATA
 
 ROOT = Path(__file__).resolve().parents[2]
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
-OPTIONS = sweeps.train_options(cli.CLI.train)
+OPTIONS = sweeps.train_options()
 COMMAND = ["${env}", "${interpreter}", "${program}", "train", "${args}"]
 SMOKE = "smoke_digits"  # the one sweep that is not a paper table: a quick offline check of the pipeline
-TINY = {"dataset": {"value": "mnist"}, "data_dir": {"value": str(ROOT / "tests" / "data")},
+TINY = {"dataset": {"value": "mnist"}, "data_dir": {"value": str(TINY_DATA)},
         "hidden": {"value": "32,32"}, "epochs": {"value": 1}, "sparsity": {"value": 0.8}}
 
 
@@ -47,7 +48,7 @@ def test_sweep_file_is_a_wandb_sweep_of_valid_train_runs(path, tmp_path):
     for params in runs:
         options = dict(params, init_topology=str(tmp_path)) if "init_topology" in params else dict(params)
         model = options.pop("model", "mlp")
-        assert set(options) <= cli.RECIPES[model]
+        check_option_names(CONFIGS, model, options)
         (classify if model == "mlp" else translate).build_config(**options)
     assert spec["metric"]["name"] == ("best_test_accuracy" if model == "mlp" else "bleu")
 
@@ -276,6 +277,7 @@ def test_sigterm_to_a_sweep_stops_its_runs_and_a_second_call_resumes_them(tmp_pa
     import signal
     import subprocess
     import time
+
     import yaml
     spec = {**_spec(**{**TINY, "epochs": {"value": 500}}, method={"value": "set"}, seed={"values": [0]}),
             "command": COMMAND}

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparsenet.data import DataError
+from sparsenet.data import DataError, load_translation
 from sparsenet.data.translation import BOS, EOS, bpe_model, encode, read_pairs, token_batches
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -71,6 +71,22 @@ def test_bpe_is_cached_outside_the_data_folder(tmp_path, monkeypatch):
     again = bpe_model("multi30k", root, vocab_size=60)
     assert cached[0].stat().st_mtime_ns == stamp
     assert again.decode(again.encode("a red bike")) == "a red bike"
+
+
+def test_load_translation_is_every_split_encoded_with_the_corpus_bpe(tmp_path, monkeypatch):
+    root = _corpus(tmp_path / "data", lines=50)
+    monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))
+    data = load_translation("multi30k", root, vocab_size=60, languages=("de", "en"), max_length=5)
+    processor = bpe_model("multi30k", root, vocab_size=60, languages=("de", "en"))
+    for split, name in (("train", "train"), ("valid", "valid")):
+        sources, targets = read_pairs("multi30k", name, root, languages=("de", "en"))
+        assert getattr(data, split) == (encode(processor, sources, 5), encode(processor, targets, 5))
+    sources, references = read_pairs("multi30k", "test", root, languages=("de", "en"))
+    assert data.test_sources == encode(processor, sources, 5) and data.test_references == references
+    assert max(len(ids) for ids in data.train[0]) == 4 and sources[0].isupper()  # cut; German (upper) first
+    with pytest.raises(DataError, match="sentencepiece cannot train a BPE of 5 pieces"):
+        load_translation("multi30k", root, vocab_size=5)
+    assert not list((tmp_path / "cache" / "bpe" / "multi30k").glob("*5-*.part*"))  # nothing half-written
 
 
 def test_token_batches_cover_every_pair_within_the_budget():

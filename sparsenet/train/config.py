@@ -1,0 +1,280 @@
+"""The one list of train options: ``RunConfig`` (what every recipe takes) and the recipes' configs that
+extend it. Each field carries its help text; the CLI's ``train`` parses, checks and documents its options
+from these fields, and sweeps check their parameters against them."""
+import dataclasses
+import difflib
+import os
+import textwrap
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..sparse import check_density
+from .tracking import WANDB_CHOICES
+
+METHOD_NAMES = ("fc", "static", "set", "rigl", "mest", "cht", "chts", "chtss")
+
+
+def option(default, help: str):
+    """A config field with its ``--help`` text."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclass
+class RunConfig:
+    """The options of every recipe: what to train, the sparse method's settings, where the run goes."""
+    model: str = option("mlp", "mlp (image classification) or transformer (translation).")
+    dataset: str = option("digits", "mlp: digits (bundled, offline; the default), mnist, fashion_mnist, emnist "
+                          "(official balanced IDX files), emnist_bymerge_test_split (the staged substitute, split "
+                          "80/20 stratified); transformer: multi30k (the default), iwslt14, wmt17 (fairseq-prepared "
+                          "train/valid/test.{en,de}), wmt_sample.")
+    method: str = option("chts", "fc (dense), static, set, rigl, mest, cht, chts or chtss.")
+    sparsity: float = option(0.99, "share of absent links in the sparse layers (mlp 0.99, 0.9 on digits; "
+                             "transformer 0.9).")
+    seed: int = option(0, "random seed; the same seed gives the same topology and loss curve on CPU.")
+    init: str | None = option(None, "topology initialiser er, bsw, bsf, brf or csti (default: the method's; MLP "
+                              "CHT/CHTs use CSTI, Transformer CHT/CHTs BSW).")
+    weights: str | None = option(None, "value initialiser swi, kaiming, xavier or zeros (default: the method's; "
+                                 "Xavier for the Transformer).")
+    beta: float = option(0.25, "BSW rewiring probability.")
+    removal: str | None = option(None, "removal rule wm, wm_signed (per sign, SET's), ri, mest, or wm/ri/mest "
+                                 "with _soft (default: the method's; SET and CHT wm_signed; CHTs on fashion_mnist "
+                                 "ri_soft, as the paper found RI better there).")
+    regrowth: str | None = option(None, "regrowth rule random, gradient, ch3_l3p, ch3_l3n, ch2_l3n, or *_soft "
+                                  "(default: the method's).")
+    zeta: float = option(0.3, "removal fraction per topology update, in [0, 1).")
+    update_interval: int = option(1, "between topology updates: epochs for the MLP (1), optimizer steps for the "
+                                  "Transformer (200 Multi30k, 100 IWSLT14/WMT17 and the cpu preset).")
+    exponent_start: float | None = option(None, "soft-removal exponent at step 0, linear to exponent_end at the "
+                                          "end of the update window (default: the method's, 1).")
+    exponent_end: float | None = option(None, "soft-removal exponent at the end of the update window (default: "
+                                        "the method's, 3; CHTss 9).")
+    mest_lambda: float | None = option(None, "MEST's removal score |w| + lambda*|gradient| (default 0.01, the "
+                                       "authors'). MEST's elastic turnover removes everything above the final "
+                                       "density, so --zeta does not apply to it.")
+    init_topology: str | None = option(None, "a run directory (or its checkpoint.pt / best.pt) whose final "
+                                       "topology every sparse layer starts from instead of --init (the paper's "
+                                       "Appendix C); layer shapes must match; values start afresh by --weights.")
+    data_dir: str | None = option(None, "data folder (default $SPARSENET_DATA, else ~/.cache/sparsenet).")
+    download: bool = option(False, "fetch missing data from the official source (mlp: the IDX files, checksum-"
+                            "checked; transformer: the iwslt14 / wmt17 archives, prepared as fairseq's scripts "
+                            "do). Nothing else reaches the network.")
+    out_dir: str = option("runs", "parent of the run directory.")
+    run_name: str | None = option(None, "run directory name, a plain folder name (default "
+                                  "MODEL-DATASET-METHOD-sSPARSITY-seedSEED).")
+    wandb: str = option("auto", "auto (offline unless logged in; WANDB_MODE respected), online, offline or off.")
+    quiet: bool = option(False, "no progress bars or progress lines.")
+
+
+# ------------------------------------------------------------------------------------- parsing the options
+
+def option_fields(config_class) -> dict[str, dataclasses.Field]:
+    """``{name: field}`` of a config class, in declaration order."""
+    return {field.name: field for field in dataclasses.fields(config_class)}
+
+
+def field_help(config_class, name: str) -> str:
+    """The help text of option ``name``: its own, else that of the class it overrides."""
+    for cls in config_class.__mro__:
+        fields = getattr(cls, "__dataclass_fields__", {})
+        if name in fields and "help" in fields[name].metadata:
+            return fields[name].metadata["help"]
+    return ""
+
+
+def check_option_names(config_classes: dict, model: str, names) -> None:
+    """``ValueError`` for the first of ``names`` that is not an option of ``model`` (``config_classes``:
+    ``{model: class}``): another model's option says so, an unknown one names the closest option."""
+    own = option_fields(config_classes[model])
+    for name in names:
+        if name in own:
+            continue
+        owners = [m for m, cls in config_classes.items() if name in option_fields(cls)]
+        if owners:
+            raise ValueError(f"--{name} applies only to --model {' or '.join(owners)}, not to --model {model}")
+        close = difflib.get_close_matches(name, list(own), n=1)
+        hint = f"did you mean --{close[0]}?" if close else "see python cli.py train --help"
+        raise ValueError(f"unknown option --{name} for --model {model}; {hint}")
+
+
+def parse_options(config_class, options: dict) -> dict:
+    """``options`` checked against the fields of ``config_class``: an unknown name raises ``ValueError`` with
+    the closest option; each value is converted to its field's type (``None`` keeps the default, where the
+    field allows it). Ranges are each config's ``validate()``."""
+    fields = option_fields(config_class)
+    parsed = {}
+    for name, value in options.items():
+        if name not in fields:
+            close = difflib.get_close_matches(name, list(fields), n=1)
+            hint = f"did you mean --{close[0]}?" if close else "see python cli.py train --help"
+            raise ValueError(f"unknown option --{name} for --model {config_class.model}; {hint}")
+        parsed[name] = convert(name, fields[name].type, value)
+    return parsed
+
+
+def convert(name: str, kind, value):
+    """``value`` (as Fire or a sweep YAML gives it) as a field of type ``kind``, or ``ValueError`` naming the
+    option: bools take true/false in any case, numbers must be numbers (ints integers), a tuple is positive
+    integers (``128,128`` or one integer), a string field also takes a number (``--run_name 2024``)."""
+    kinds = set(typing.get_args(kind)) or {kind}
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if value is None:
+        if type(None) in kinds:
+            return None
+        raise ValueError(f"--{name} needs a value")
+    if bool in kinds:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise ValueError(f"--{name} must be true or false, got {value!r}")
+        return value
+    if float in kinds:
+        if not number:
+            raise ValueError(f"--{name} must be a number, got {value!r}")
+        return float(value)
+    if int in kinds:
+        if not (number and isinstance(value, int)):
+            raise ValueError(f"--{name} must be an integer, got {value!r}")
+        return value
+    if tuple in kinds:
+        items = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+        if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items):
+            raise ValueError(f"--{name} must be positive integers separated by commas, e.g. 128,128; got {value!r}")
+        return items
+    if number:
+        return str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"--{name} must be a single value, got {value!r}")
+    return value
+
+
+def with_presets(config_class, options: dict, presets: dict):
+    """``config_class`` from its defaults, then ``presets``, then the parsed non-``None`` ``options``."""
+    given = {k: v for k, v in parse_options(config_class, options).items() if v is not None}
+    return config_class(**{**presets, **given})
+
+
+# -------------------------------------------------------------------------------------- the shared checks
+
+def check_positive_ints(config, names: tuple) -> None:
+    """Raise ``ValueError`` naming the first of ``names`` whose value on ``config`` is not an int > 0."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_fraction(config, name: str, closed_low: bool = True) -> None:
+    """Raise ``ValueError`` unless ``config.name`` is in [0, 1) (``closed_low=False``: (0, 1))."""
+    value = getattr(config, name)
+    if not (0.0 <= value < 1.0 if closed_low else 0.0 < value < 1.0):
+        raise ValueError(f"{name} must be in {'[' if closed_low else '('}0, 1), got {value!r}")
+
+
+def check_output_folder(out_dir, run_name: str | None) -> None:
+    """Before any work: ``run_name`` is a plain folder name (it cannot leave ``out_dir``), and the run folder
+    can be made, i.e. its nearest existing ancestor is a writable folder and nothing on the way is a file."""
+    if run_name is not None and (not isinstance(run_name, str) or run_name in ("", ".", "..")
+                                 or "/" in run_name or "\\" in run_name):
+        raise ValueError(f"--run_name must be a plain folder name inside --out_dir, got {run_name!r}")
+    path = Path(out_dir) / run_name if run_name else Path(out_dir)
+    while not path.exists():
+        path = path.parent
+    if not path.is_dir():
+        raise ValueError(f"--out_dir {out_dir}: {path} is a file, not a folder")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"--out_dir {out_dir}: {path} is not writable")
+
+
+def check_run_options(config) -> None:
+    """The checks every recipe's config shares: the output folder, method, sparsity (set to 0 for the dense
+    ``fc``, in (0, 1) for a sparse method), W&B mode, ζ, and ``--init_topology`` (a sparse method and an
+    existing run directory or checkpoint file)."""
+    check_output_folder(config.out_dir, config.run_name)
+    if config.method not in METHOD_NAMES:
+        raise ValueError(f"unknown method {config.method!r}; choose from {list(METHOD_NAMES)}")
+    if config.method == "fc":
+        config.sparsity = 0.0
+    elif not 0.0 < config.sparsity < 1.0:
+        raise ValueError(f"sparsity must be in (0, 1) for a sparse method, got {config.sparsity!r}")
+    if config.wandb not in WANDB_CHOICES:
+        raise ValueError(f"unknown wandb mode {config.wandb!r}; choose from {list(WANDB_CHOICES)}")
+    check_fraction(config, "zeta")
+    check_positive_ints(config, ("update_interval",))
+    if config.init_topology is None:
+        return
+    if config.method == "fc":
+        raise ValueError("--init_topology needs a sparse method (the dense model has no topology)")
+    if not Path(config.init_topology).exists():
+        raise ValueError(f"--init_topology {config.init_topology}: no such run directory or checkpoint")
+
+
+def check_sparse_method(config) -> None:
+    """For a sparse method (after the recipe's own sparsity-range check): its density and its settings
+    (``config.engine_method()`` raises on an unknown or contradictory rule)."""
+    if config.method != "fc":
+        check_density(1.0 - config.sparsity)
+        method = config.engine_method()
+        if config.init_topology is not None and method.density_schedule != "constant":
+            raise ValueError(f"--init_topology gives the final topology, but {config.method} starts denser "
+                             f"(density schedule {method.density_schedule!r})")
+
+
+# ------------------------------------------------------------------------------------------ documentation
+
+def _kind(field: dataclasses.Field) -> str:
+    kinds = [k for k in (typing.get_args(field.type) or (field.type,)) if k is not type(None)]
+    return {bool: "flag", int: "int", float: "number", str: "text", tuple: "ints"}.get(kinds[0], "value")
+
+
+def options_table(config_classes: dict) -> list[tuple]:
+    """Rows ``(name, models, kind, defaults, help)`` for every option of the recipes' config classes
+    (``{model: class}``), shared options first; ``defaults`` lists a default per model where they differ."""
+    rows = {}
+    for model, cls in config_classes.items():
+        for name, field in option_fields(cls).items():
+            if name == "model":  # chooses the config itself
+                continue
+            row = rows.setdefault(name, {"models": [], "kind": _kind(field), "defaults": {},
+                                         "help": field_help(cls, name)})
+            row["models"].append(model)
+            row["defaults"][model] = field.default
+    out = []
+    for name, row in rows.items():
+        defaults = set(map(repr, row["defaults"].values()))
+        default = (_show(next(iter(row["defaults"].values()))) if len(defaults) == 1 else
+                   ", ".join(f"{_show(v)} [{m}]" for m, v in row["defaults"].items()))
+        models = "all" if len(row["models"]) == len(config_classes) else ", ".join(row["models"])
+        out.append((name, models, row["kind"], default, row["help"]))
+    return sorted(out, key=lambda r: r[1] != "all")  # stable: declaration order within each group
+
+
+def _show(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def options_help(config_classes: dict, width: int = 100) -> str:
+    """The ``--help`` text of every option: name, kind, default, then the wrapped help."""
+    lines = []
+    for name, models, kind, default, text in options_table(config_classes):
+        where = "" if models == "all" else f" [{models}]"
+        lines.append(f"  --{name} ({kind}, default {default}){where}")
+        lines += textwrap.wrap(text, width, initial_indent=" " * 6, subsequent_indent=" " * 6,
+                               break_on_hyphens=False)
+    return "\n".join(lines)
+
+
+README_START, README_END = "<!-- train options: generated by python -m sparsenet.train -->", "<!-- end -->"
+
+
+def options_markdown(config_classes: dict) -> str:
+    """The options as a markdown table: README's options section, between ``README_START`` and ``README_END``."""
+    rows = ["| option | models | default | meaning |", "|---|---|---|---|"]
+    rows += [f"| `--{name}` | {models} | {default} | {text.replace('|', chr(92) + '|')} |"
+             for name, models, kind, default, text in options_table(config_classes)]
+    return "\n".join(rows)
+
