@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import time
+from pathlib import Path
 
 import fire
 import torch
@@ -125,20 +126,23 @@ class CLI:
 
     @typed
     def table(self, path: str, runs: str = "runs", wandb: str | None = None, out: str | None = None):
-        """Print a sweep's results as a markdown table in the paper's layout and write it with a PNG plot.
+        """Print a sweep's results as a markdown table in the paper's layout and write it with a PNG plot;
+        or, given a folder of runs (e.g. results/records/mlp_99), print their results table as results/*.md.
 
         Groups the finished runs by the sweep's non-seed parameters: mean ± standard error over seeds,
-        the best per column in bold, the paper's number beside ours where method.md §7 has one.
+        the best per column in bold, the paper's number beside ours where method.md §7 has one. A folder
+        of runs: a row per (data set, method) over its seeds, the paper's cell, and each run's command.
 
         Args:
-            path: the sweep YAML, e.g. sweeps/mlp_99_cpu.yaml.
+            path: the sweep YAML, e.g. sweeps/mlp_99_cpu.yaml, or a folder of runs (only printed).
             runs: the folder holding the sweep's runs (default runs/: the local runner's runs/SWEEP/).
             wandb: ENTITY/PROJECT to read the runs from W&B instead (online).
             out: the markdown file to write (default runs/SWEEP/table.md); the PNG goes beside it.
         """
+        from sparsenet.experiments.records import records_table
         from sparsenet.experiments.table import build_table
         try:
-            print(build_table(path, runs, wandb, out))
+            print(records_table(path) if Path(path).is_dir() else build_table(path, runs, wandb, out))
         except ValueError as error:
             raise SystemExit(f"error: {error}")
 

@@ -1,0 +1,180 @@
+"""Results tables of a folder of runs (a queue's records, e.g. results/records/mlp_99): one row per
+(data set, method), mean ± standard error over the seeds that finished (the count shown), the paper's cell
+beside it (``paper.paper_value``), and the command that trains each run, rebuilt from its config.json.
+
+MLP accuracy columns: "at best valid" = test accuracy of the epoch with the best validation accuracy (the
+honest number); "final" = after the last epoch; "best (paper's protocol)" = the maximum test accuracy over
+the epochs at the final density. ANP = active-neuron rate after the last update.
+
+Transformer: ``train s`` is the run's training time (validation included) and ``s/step`` its fastest
+interval between validations, the least disturbed by other jobs. Bytes are counted tensor bytes of a model
+of the run's sizes at its final density (``sparse.layer_memory``; tensor bytes follow the link count):
+parameters (values; indices and CSR caches in their own column) and Adam's two moments.
+"""
+import json
+import math
+import statistics
+from pathlib import Path
+
+from .paper import paper_value
+
+MLP_METHODS = ("fc", "set", "rigl", "mest", "cht", "chts", "chtss")
+TRANSFORMER_METHODS = ("fc", "chts", "set", "rigl", "chtss", "mest")
+ALWAYS_SHOWN = ("model", "dataset", "preset", "method", "sparsity", "seed")  # in every command, default or not
+RUN_PLACE = ("data_dir", "out_dir", "wandb", "quiet")  # where the run read and wrote: shown as recorded
+DATASET_ORDER = ("mnist", "fashion_mnist", "emnist", "multi30k", "iwslt14", "wmt17")
+MIB = 2**20
+
+
+def read_runs(runs_dir: str | Path) -> tuple[list[dict], list[str]]:
+    """``(runs, unfinished)``: each finished run as ``{"config", "summary", "metrics"}`` (run folders sorted by
+    name), and a line per unfinished run with its progress. ``ValueError`` if the folder holds no run."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise ValueError(f"{runs_dir}: no such folder of runs")
+    runs, unfinished = [], []
+    for folder in sorted(d for d in runs_dir.iterdir() if (d / "config.json").is_file()):
+        config = _json(folder / "config.json")
+        metrics = ([json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+                   if (folder / "metrics.jsonl").exists() else [])
+        if (folder / "summary.json").exists():
+            runs.append({"config": config, "summary": _json(folder / "summary.json"), "metrics": metrics})
+        else:
+            unfinished.append(f"{config.get('dataset')} {config.get('method')} seed {config.get('seed')}: "
+                              f"{len(metrics)} evaluations")
+    if not runs and not unfinished:
+        raise ValueError(f"{runs_dir}: no run folder (with a config.json) in it")
+    return runs, unfinished
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: unreadable ({error})") from None
+
+
+def train_command(config: dict) -> str:
+    """The ``python cli.py train`` command of a run: its identity options, where it read and wrote, and every
+    option whose value differs from what those identity options give by default."""
+    from ..train import RECIPES
+    model = config.get("model", "mlp")
+    identity = {k: config[k] for k in ALWAYS_SHOWN if k in config and k != "model"}
+    if config.get("method") == "fc":
+        identity.pop("sparsity", None)
+    default = vars(RECIPES[model].build_config(model=model, **identity))
+    shown = {"model": model} if model != "mlp" else {}
+    shown.update(identity)
+    shown.update({k: v for k, v in config.items() if k in default and k not in shown and k not in RUN_PLACE
+                  and v != default[k] and not (isinstance(v, list) and tuple(v) == default[k])})
+    shown.update({k: config[k] for k in RUN_PLACE if k in config and config[k] != default[k]})
+    parts = []
+    for key, value in shown.items():
+        if value is True:
+            parts.append(f"--{key}")
+        elif value is not None and value is not False:
+            parts.append(f"--{key} {','.join(map(str, value)) if isinstance(value, list) else value}")
+    return "python cli.py train " + " ".join(parts)
+
+
+def mean_se(values: list, scale: float = 1.0, digits: int = 2) -> str:
+    """``mean ± s.e.`` of the non-None ``values`` times ``scale`` (one value: itself; none: ``–``)."""
+    values = [scale * v for v in values if v is not None]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values) / math.sqrt(len(values)):.{digits}f}"
+
+
+def _paper(metric: str, params: dict) -> str:
+    cell = paper_value(metric, params)
+    if cell is None:
+        return "–"
+    return f"{cell[0]:g}" if cell[1] is None else f"{cell[0]:.2f} ± {cell[1]:.2f}"
+
+
+def _datasets(runs: list[dict]) -> list[str]:
+    names = {r["summary"]["dataset"] for r in runs}
+    return sorted(names, key=lambda name: (DATASET_ORDER.index(name) if name in DATASET_ORDER else len(DATASET_ORDER),
+                                           name))
+
+
+def mlp_table(runs: list[dict]) -> list[str]:
+    """The MLP tables, one per data set: accuracies at best validation / final / best, paper, ANP."""
+    lines = []
+    for dataset in _datasets(runs):
+        lines += [f"### {dataset}", "", "| method | seeds | at best valid % | final % | best (paper's protocol) % | "
+                  "paper % | ANP % (ours / paper) | s/epoch | links |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        here = [r["summary"] for r in runs if r["summary"]["dataset"] == dataset]
+        sparsity = next((s["sparsity"] for s in here if s["method"] != "fc"), 0.99)
+        for method in MLP_METHODS:
+            group = [s for s in here if s["method"] == method]
+            params = {"dataset": dataset, "method": method, "sparsity": 0.0 if method == "fc" else sparsity}
+            paper = _paper("best_test_accuracy", params)
+            if not group:
+                lines.append(f"| {method} | 0 | not run | | | {paper} | | | |")
+                continue
+            g = lambda key: [s.get(key) for s in group]  # noqa: E731
+            anp = "–" if method == "fc" else f"{mean_se(g('anp'), 100)} / {_paper('anp', params)}"
+            lines.append(f"| {method} | {len(group)} | {mean_se(g('test_accuracy_at_best_valid'), 100)} | "
+                         f"{mean_se(g('final_test_accuracy'), 100)} | {mean_se(g('best_test_accuracy'), 100)} | "
+                         f"{paper} | {anp} | {statistics.mean(g('seconds_per_epoch')):.1f} | {group[0]['links']:,} |")
+        lines.append("")
+    return lines
+
+
+def model_bytes(config: dict) -> tuple[int, int, int]:
+    """``(parameter bytes, structure bytes, Adam bytes)`` of a Transformer of the run's sizes at its final
+    density."""
+    from ..models import Transformer
+    from ..sparse import layer_memory
+    density = None if config["method"] == "fc" else 1.0 - config["sparsity"]
+    model = Transformer(config["vocab_size"], config["d_model"], config["heads"], config["layers"], config["d_ff"],
+                        density=density, max_length=config["max_length"] + 2, tie_embeddings=config["tie_embeddings"])
+    rows = [sparse for sparse, _ in layer_memory(model, "adam")]
+    return sum(r.weights for r in rows), sum(r.structure for r in rows), sum(r.optimizer for r in rows)
+
+
+def transformer_table(runs: list[dict]) -> list[str]:
+    """The Transformer table, one per data set: BLEU two ways, the paper's, validation perplexity, sizes."""
+    lines = []
+    for dataset in _datasets(runs):
+        lines += [f"### {dataset}", "", "| method | seeds | sacreBLEU | BLEU (tok., lc) | paper 90% (FC: 95%) | "
+                  "best valid ppl | links (reported) | train s | s/step | params MiB | indices+CSR MiB | Adam MiB |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for method in TRANSFORMER_METHODS:
+            group = [r for r in runs if r["summary"]["dataset"] == dataset and r["summary"]["method"] == method]
+            paper = _paper("bleu", {"dataset": dataset, "method": method, "sparsity": 0.9})
+            if paper == "–":
+                paper = _paper("bleu", {"dataset": dataset, "method": method, "sparsity": 0.95})
+            if not group:
+                lines.append(f"| {method} | 0 | not run | | {paper} | | | | | | | |")
+                continue
+            s = lambda key: [r["summary"][key] for r in group]  # noqa: E731
+            steps = [min((b["seconds"] - a["seconds"]) / (b["step"] - a["step"])
+                         for a, b in zip([{"step": 0, "seconds": 0.0}] + r["metrics"], r["metrics"])) for r in group]
+            params, structure, adam = model_bytes(group[0]["config"])
+            lines.append(f"| {method} | {len(group)} | {mean_se(s('sacrebleu'))} | {mean_se(s('bleu'))} | {paper} | "
+                         f"{mean_se([math.exp(v) for v in s('best_valid_loss')])} | {group[0]['summary']['links']:,} | "
+                         f"{statistics.mean(s('train_seconds')):.0f} | {statistics.mean(steps):.3f} | "
+                         f"{params / MIB:.2f} | {structure / MIB:.2f} | {adam / MIB:.2f} |")
+        lines.append("")
+    signature = next((r["summary"]["sacrebleu_signature"] for r in runs if "sacrebleu_signature" in r["summary"]), None)
+    return lines + [f"sacreBLEU signature: `{signature}`", ""]
+
+
+def records_table(runs_dir: str | Path) -> str:
+    """The markdown results table of the finished runs in ``runs_dir`` (MLP and Transformer runs each in their
+    layout), the unfinished ones listed, and every finished run's command."""
+    runs, unfinished = read_runs(runs_dir)
+    lines = []
+    mlp = [r for r in runs if r["summary"].get("model", "mlp") == "mlp"]
+    transformer = [r for r in runs if r["summary"].get("model") == "transformer"]
+    lines += mlp_table(mlp) if mlp else []
+    lines += transformer_table(transformer) if transformer else []
+    if unfinished:
+        lines += ["Unfinished: " + "; ".join(unfinished), ""]
+    runs = sorted(runs, key=lambda r: tuple(r["summary"][k] for k in ("model", "dataset", "method", "seed")))
+    lines += ["Commands (one per finished run):", ""] + [f"    {train_command(r['config'])}" for r in runs]
+    return "\n".join(lines)

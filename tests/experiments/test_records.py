@@ -1,0 +1,72 @@
+"""``cli.py table RUNS_DIR``: the results table of a folder of runs — means ± s.e. over seeds, the paper's
+cell, unfinished runs listed, and each run's command rebuilt from its config (which trains that config)."""
+import json
+import shlex
+import statistics
+
+import pytest
+from fire.parser import DefaultParseValue
+
+from sparsenet.experiments.records import records_table, train_command
+from sparsenet.train import RECIPES
+from tests.conftest import run_cli
+
+
+def _mlp_run(folder, dataset, method, seed, accuracy, finished=True, **changes):
+    config = vars(RECIPES["mlp"].build_config(dataset=dataset, method=method, seed=seed, sparsity=0.99,
+                                              data_dir="../shared/data", out_dir="runs/q", wandb="off", quiet=True,
+                                              **changes))
+    config["hidden"] = list(config["hidden"])  # as JSON stores it
+    run = folder / f"{dataset}-{method}-{seed}"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1}) + "\n")
+    if finished:
+        (run / "summary.json").write_text(json.dumps({
+            "model": "mlp", "dataset": dataset, "method": method, "sparsity": config["sparsity"], "seed": seed,
+            "test_accuracy_at_best_valid": accuracy, "final_test_accuracy": accuracy - 0.001,
+            "best_test_accuracy": accuracy + 0.001, "seconds_per_epoch": 2.0, "links": 123, "anp": 0.5}))
+    return config
+
+
+def test_rows_are_means_and_standard_errors_over_seeds_beside_the_paper(tmp_path):
+    for seed, accuracy in enumerate((0.981, 0.983, 0.988)):
+        _mlp_run(tmp_path, "mnist", "chts", seed, accuracy)
+    _mlp_run(tmp_path, "mnist", "set", 0, 0.97)
+    _mlp_run(tmp_path, "mnist", "rigl", 0, 0.5, finished=False)
+    text = records_table(tmp_path)
+    values = [98.1, 98.3, 98.8]
+    mean, se = statistics.mean(values), statistics.stdev(values) / 3 ** 0.5
+    chts = next(line for line in text.splitlines() if line.startswith("| chts |"))
+    assert chts.startswith(f"| chts | 3 | {mean:.2f} ± {se:.2f} | ") and "98.81 ± 0.04" in chts  # paper's MNIST cell
+    assert "| set | 1 | 97.00 |" in text and "| rigl | 0 | not run |" in text
+    assert "Unfinished: mnist rigl seed 0: 1 evaluations" in text
+
+
+@pytest.mark.parametrize("changes", [{}, {"zeta": 0.5, "hidden": (64, 32), "removal": "wm"}])
+def test_each_command_trains_the_recorded_config(tmp_path, changes):
+    config = _mlp_run(tmp_path, "fashion_mnist", "chts", 2, 0.9, **changes)
+    command = train_command(config)
+    words = shlex.split(command)
+    assert words[:3] == ["python", "cli.py", "train"]
+    options, i = {}, 3
+    while i < len(words):
+        name = words[i][2:]
+        if i + 1 < len(words) and not words[i + 1].startswith("--"):
+            options[name], i = words[i + 1], i + 2
+        else:
+            options[name], i = True, i + 1
+    parsed = {k: v if v is True else DefaultParseValue(v) for k, v in options.items()}  # as Fire reads them
+    rebuilt = vars(RECIPES["mlp"].build_config(**parsed))
+    assert {**rebuilt, "hidden": list(rebuilt["hidden"])} == config
+    assert "--removal" not in command or changes  # fashion_mnist CHTs' ri_soft is its preset: not repeated
+
+
+def test_table_command_prints_a_folder_and_refuses_an_empty_one(tmp_path):
+    _mlp_run(tmp_path / "runs", "mnist", "set", 0, 0.97)
+    result = run_cli("table", tmp_path / "runs")
+    assert result.returncode == 0 and "| set | 1 | 97.00 |" in result.stdout
+    (tmp_path / "empty").mkdir()
+    result = run_cli("table", tmp_path / "empty")
+    assert result.returncode == 1 and result.stderr.strip() == f"error: {tmp_path / 'empty'}: no run folder (with a " \
+                                                               f"config.json) in it"
