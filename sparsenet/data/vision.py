@@ -167,6 +167,13 @@ def _load_digits() -> VisionData:
     return VisionData("digits", (x[train] - mean) / std, y[train], (x[test] - mean) / std, y[test], 10)
 
 
+def image_shape(name: str) -> tuple[int, int] | None:
+    """``(features, classes)`` of vision data set ``name`` (64 pixels for digits' 8x8 images, 784 for the
+    28x28 sets), ``None`` for an unknown name."""
+    classes = {"digits": 10, SUBSTITUTE: 47, **{n: spec.classes for n, spec in IDX_SETS.items()}}
+    return (64 if name == "digits" else 784, classes[name]) if name in classes else None
+
+
 def load_vision(name: str, data_dir=None, download: bool = False, mirror: str | None = None) -> VisionData:
     """Load a data set by name (``DATASETS``). ``data_dir``: see ``data_root``; ``download`` fetches
     missing IDX files from the official source (or ``mirror``) with a sha256 check."""

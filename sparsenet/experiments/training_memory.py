@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from ..data.translation import CORPORA
 from ..data.vision import DATASETS as VISION_DATASETS
-from ..data.vision import IDX_SETS, SUBSTITUTE
+from ..data.vision import image_shape
 from ..models import MLP, Transformer
 from ..runtime import tune_cpu_allocator
 from ..sparse import SparseLinear, layer_memory
@@ -49,13 +49,12 @@ from ..train.translate import TranslateConfig
 MIB = 2**20
 RSS = "peak RSS"  # MemoryRow.source of CPU measurements, whose activation peak is an estimate
 MAX_LENGTH = 512  # the Transformer's default position table
-CLASSES = {"digits": 10, SUBSTITUTE: 47, **{name: spec.classes for name, spec in IDX_SETS.items()}}
 
 
 def mlp_sizes(dataset: str) -> dict:
     """The paper MLP for a vision data set: 784 inputs (64 for digits' 8×8 images), the set's classes and
     the hidden layers of ``classify`` (its preset, else 1568-1568-1568)."""
-    in_features, classes = 64 if dataset == "digits" else 784, CLASSES[dataset]
+    in_features, classes = image_shape(dataset)
     hidden = CLASSIFY_PRESETS.get(dataset, {}).get("hidden", ClassifyConfig.hidden)
     return dict(in_features=in_features, hidden=tuple(hidden), classes=classes)
 

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from ..data import VisionData, load_vision, split_validation
+from ..data.vision import image_shape
 from ..evolution import DensitySchedule, TopologyEngine, make_method, method_schedule
 from ..models import MLP
 from ..topology import copy_topology, init_sparse_model, sparse_layers
@@ -82,6 +83,11 @@ class ClassifyConfig(RunConfig):
                            early_stop=self.early_stop, density_schedule=self.density_schedule,
                            historical_weights=self.historical_weights, exponent_start=self.exponent_start,
                            exponent_end=self.exponent_end, mest_lambda=self.mest_lambda)
+
+    def layer_sizes(self) -> tuple:
+        """Inputs, hidden widths, classes: the sizes a topology must have been made for."""
+        features, classes = image_shape(self.dataset) or (None, None)
+        return (features, *map(int, self.hidden), classes)
 
     @property
     def name(self) -> str:
@@ -236,8 +242,8 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
             "engine": engine.state_dict(), "rng": rng_state({"data": data_generator}), "epoch": epoch + 1,
             "global_step": global_step, "best": best, "history": history, "config": dataclasses.asdict(config)})
         if not config.quiet:
-            tqdm.write(file=sys.stderr, s=f"epoch {epoch + 1}: loss {record['train_loss']:.4f}  test acc {test_accuracy:.4f}  "
-                       f"links {record['links']}  {train_seconds:.1f}s")
+            tqdm.write(file=sys.stderr, s=f"epoch {epoch + 1}: loss {record['train_loss']:.4f}  test acc "
+                       f"{test_accuracy:.4f}  links {record['links']}  {train_seconds:.1f}s")
     summary = {"model": config.model, "dataset": config.dataset, "method": config.method,
                "sparsity": config.sparsity, "seed": config.seed, "epochs": config.epochs,
                "test_accuracy_at_best_valid": best["test_accuracy_at_best_valid"],

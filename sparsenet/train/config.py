@@ -3,6 +3,7 @@ extend it. Each field carries its help text; the CLI's ``train`` parses, checks 
 from these fields, and sweeps check their parameters against them."""
 import dataclasses
 import difflib
+import json
 import os
 import textwrap
 import typing
@@ -207,6 +208,25 @@ def check_run_options(config) -> None:
         raise ValueError("--init_topology needs a sparse method (the dense model has no topology)")
     if not Path(config.init_topology).exists():
         raise ValueError(f"--init_topology {config.init_topology}: no such run directory or checkpoint")
+    check_topology_source(config)
+
+
+def check_topology_source(config) -> None:
+    """``--init_topology``'s run is of the same model with the same layer sizes (``config.layer_sizes()``), read
+    from the config.json beside its checkpoint; without one, loading checks the links' bounds."""
+    source = Path(config.init_topology)
+    try:
+        saved = json.loads(((source if source.is_dir() else source.parent) / "config.json").read_text())
+    except (OSError, ValueError):
+        return
+    if saved.get("model", "mlp") != config.model:
+        raise ValueError(f"--init_topology {source}: the topology of a {saved.get('model', 'mlp')} run cannot start "
+                         f"a {config.model} run")
+    fields = option_fields(type(config))
+    theirs = type(config)(**{k: v for k, v in saved.items() if k in fields}).layer_sizes()
+    if theirs != config.layer_sizes():
+        raise ValueError(f"--init_topology {source}: its layers have the sizes {theirs}, this run's are "
+                         f"{config.layer_sizes()}")
 
 
 def check_sparse_method(config) -> None:

@@ -99,6 +99,10 @@ class TranslateConfig(RunConfig):
                            removal=self.removal, regrowth=self.regrowth, exponent_start=self.exponent_start,
                            exponent_end=self.exponent_end, mest_lambda=self.mest_lambda)
 
+    def layer_sizes(self) -> tuple:
+        """d_model, d_ff and layers: the sizes a topology must have been made for."""
+        return (self.d_model, self.d_ff, self.layers)
+
     @property
     def languages(self) -> tuple:
         source, target = CORPORA[self.dataset].languages

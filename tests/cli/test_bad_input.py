@@ -64,6 +64,10 @@ CASES = [  # (argv, what the one line must say); {tmp}: the test's folder, {corp
     (["train", "--restart", "maybe"], "--restart must be true or false, got 'maybe'"),
     (["train", "--init_topology", "{tmp}/nowhere"], "--init_topology {tmp}/nowhere: no such run directory"),
     (["train", "--method", "fc", "--init_topology", "{tmp}"], "--init_topology needs a sparse method"),
+    (["train", "--hidden", "64,64,64", "--init_topology", "{tmp}/source"],
+     "--init_topology {tmp}/source: its layers have the sizes (64, 128, 128, 128, 10), this run's are "
+     "(64, 64, 64, 64, 10)"),
+    (T + ["--init_topology", "{tmp}/source"], "the topology of a mlp run cannot start a transformer run"),
     (["train", "--run_name", "../outside"], "--run_name must be a plain folder name inside --out_dir"),
     (["train", "--run_name", "a/b"], "--run_name must be a plain folder name inside --out_dir, got 'a/b'"),
     (["train", "--out_dir", "{tmp}/taken"], "--out_dir {tmp}/taken: {tmp}/taken is a file, not a folder"),
@@ -106,6 +110,9 @@ def test_bad_input_is_one_line_and_writes_nothing(argv, message, tmp_path, monke
     monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))  # the BPE cache: outside the checked folder
     monkeypatch.setenv("WANDB_MODE", "disabled")
     (work / "taken").write_text("a file where the runs would go")
+    (work / "source").mkdir()  # a finished digits run's folder: what --init_topology reads before any work
+    (work / "source" / "config.json").write_text('{"model": "mlp", "dataset": "digits", "hidden": [128, 128, 128]}')
+    (work / "source" / "checkpoint.pt").write_bytes(b"")
     (work / "no_config").mkdir()
     (work / "no_config" / "checkpoint.pt").write_bytes(b"")
     (work / "bad_value.yaml").write_text("program: cli.py\nmethod: grid\nparameters: {sparsity: {value: dense}}\n")
