@@ -15,23 +15,10 @@ from ..data.vision import image_shape
 from ..evolution import DensitySchedule, TopologyEngine, make_method, method_schedule
 from ..models import MLP
 from ..topology import copy_topology, init_sparse_model, sparse_layers
-from .checkpoint import (
-    load_checkpoint,
-    load_topologies,
-    remove_stale_temporaries,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
-from .config import (
-    RunConfig,
-    check_fraction,
-    check_positive_ints,
-    check_run_options,
-    check_sparse_method,
-    option,
-    with_presets,
-)
+from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
+                         set_rng_state)
+from .config import (RunConfig, check_fraction, check_free_space, check_positive_ints, check_run_options,
+                     check_sparse_method, option, start_density, with_presets)
 from .tracking import Tracker, default_run_name
 
 
@@ -74,6 +61,7 @@ class ClassifyConfig(RunConfig):
         check_positive_ints(self, ("epochs", "batch_size"))
         check_fraction(self, "valid_fraction")
         check_sparse_method(self)
+        check_free_space(self)
         return self
 
     def engine_method(self):
@@ -88,6 +76,16 @@ class ClassifyConfig(RunConfig):
         """Inputs, hidden widths, classes: the sizes a topology must have been made for."""
         features, classes = image_shape(self.dataset) or (None, None)
         return (features, *map(int, self.hidden), classes)
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """``(links at the start density, dense parameters)`` of the MLP (``(0, 0)`` for an unknown data set)."""
+        sizes = self.layer_sizes()
+        if None in sizes:
+            return 0, 0
+        hidden = sum(a * b for a, b in zip(sizes[:-1], sizes[1:-1]))  # the sparse layers; the output is dense
+        dense = sizes[-2] * sizes[-1] + sum(sizes[1:])
+        density = start_density(self)
+        return (0, hidden + dense) if density is None else (round(density * hidden), dense)
 
     @property
     def name(self) -> str:

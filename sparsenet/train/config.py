@@ -5,6 +5,7 @@ import dataclasses
 import difflib
 import json
 import os
+import shutil
 import textwrap
 import typing
 from dataclasses import dataclass
@@ -172,9 +173,10 @@ def check_fraction(config, name: str, closed_low: bool = True) -> None:
         raise ValueError(f"{name} must be in {'[' if closed_low else '('}0, 1), got {value!r}")
 
 
-def check_output_folder(out_dir, run_name: str | None) -> None:
+def check_output_folder(out_dir, run_name: str | None) -> Path:
     """Before any work: ``run_name`` is a plain folder name (it cannot leave ``out_dir``), and the run folder
-    can be made, i.e. its nearest existing ancestor is a writable folder and nothing on the way is a file."""
+    can be made, i.e. its nearest existing ancestor is a writable folder and nothing on the way is a file;
+    returns that ancestor."""
     if run_name is not None and (not isinstance(run_name, str) or run_name in ("", ".", "..")
                                  or "/" in run_name or "\\" in run_name):
         raise ValueError(f"--run_name must be a plain folder name inside --out_dir, got {run_name!r}")
@@ -185,6 +187,32 @@ def check_output_folder(out_dir, run_name: str | None) -> None:
         raise ValueError(f"--out_dir {out_dir}: {path} is a file, not a folder")
     if not os.access(path, os.W_OK | os.X_OK):
         raise ValueError(f"--out_dir {out_dir}: {path} is not writable")
+    return path
+
+
+BYTES_PER_LINK = 24   # in a checkpoint: a float32 value, two int64 indices, one float32 of optimizer state (SGD)
+BYTES_PER_WEIGHT = 12  # a dense float32 parameter and Adam's two moments (the larger optimizer state)
+
+
+def check_free_space(config) -> None:
+    """``ValueError`` unless the file system of ``path`` has room for three checkpoints of the run (the atomic
+    write holds the old and the new one at once; the Transformer keeps a best.pt too), estimated from
+    ``config.parameter_counts()``: links at the start density and dense parameters."""
+    path = check_output_folder(config.out_dir, config.run_name)
+    links, dense = config.parameter_counts()
+    need = 3 * (BYTES_PER_LINK * links + BYTES_PER_WEIGHT * dense)
+    free = shutil.disk_usage(path).free
+    if free < need:
+        raise ValueError(f"--out_dir {config.out_dir}: {free / 2**20:.0f} MiB free on its file system, a run of "
+                         f"this size needs about {need / 2**20:.0f} MiB for its checkpoints")
+
+
+def start_density(config) -> float | None:
+    """The density the sparse layers start at (the method's density schedule), ``None`` for the dense ``fc``."""
+    from ..evolution import DensitySchedule
+    if config.method == "fc":
+        return None
+    return DensitySchedule(1.0 - config.sparsity, config.engine_method().density_schedule).start()
 
 
 def check_run_options(config) -> None:

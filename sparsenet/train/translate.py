@@ -17,23 +17,10 @@ from ..evolution import DensitySchedule, TopologyEngine, method_schedule
 from ..models import Transformer, beam_search, greedy_decode
 from ..models.transformer import TIE_MODES
 from ..topology import copy_topology, init_sparse_model, sparse_layers
-from .checkpoint import (
-    load_checkpoint,
-    load_topologies,
-    remove_stale_temporaries,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
-from .config import (
-    RunConfig,
-    check_fraction,
-    check_positive_ints,
-    check_run_options,
-    check_sparse_method,
-    option,
-    with_presets,
-)
+from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
+                         set_rng_state)
+from .config import (RunConfig, check_fraction, check_free_space, check_positive_ints, check_run_options,
+                     check_sparse_method, option, start_density, with_presets)
 from .tracking import Tracker, default_run_name
 
 
@@ -89,6 +76,7 @@ class TranslateConfig(RunConfig):
         if self.vocab_size is not None:
             check_positive_ints(self, ("vocab_size",))
         check_sparse_method(self)
+        check_free_space(self)
         return self
 
     def engine_method(self):
@@ -102,6 +90,18 @@ class TranslateConfig(RunConfig):
     def layer_sizes(self) -> tuple:
         """d_model, d_ff and layers: the sizes a topology must have been made for."""
         return (self.d_model, self.d_ff, self.layers)
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """``(links at the start density, dense parameters)`` of the Transformer, about (biases and norms
+        counted as 10·d_model + d_ff per layer)."""
+        d, f, layers = self.d_model, self.d_ff, self.layers
+        vocab = self.vocab_size or CORPORA[self.dataset].vocab_size
+        projections = layers * ((4 * d * d + 2 * d * f) + (8 * d * d + 2 * d * f))
+        embeddings = {"all": 1, "source_target": 2, "none": 3}.get(self.tie_embeddings, 3) * vocab * d + vocab
+        small = 2 * layers * (10 * d + f)
+        density = start_density(self)
+        return ((0, projections + embeddings + small) if density is None else
+                (round(density * projections), embeddings + small))
 
     @property
     def languages(self) -> tuple:

@@ -88,3 +88,33 @@ def test_sweep_values_are_checked_as_the_run_receives_them():
         bad = {**good, "parameters": {name: {"values": [value]}}}
         with pytest.raises(ValueError, match=f"parameter '{name}': " + message.replace("(", r"\(")):
             sweeps.check_sweep(bad, options)
+
+
+def test_a_run_without_room_for_its_checkpoints_stops_before_any_work(tmp_path, monkeypatch):
+    from sparsenet.train import config as config_module
+    usage = config_module.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(config_module.shutil, "disk_usage", lambda path: usage._replace(free=100 * 2**20))
+    classify.build_config(dataset="mnist", out_dir=str(tmp_path))  # 61k links: a few MiB
+    with pytest.raises(ValueError, match=r"100 MiB free on its file system, a run of this size needs about 212 MiB"):
+        classify.build_config(dataset="mnist", method="fc", out_dir=str(tmp_path))  # 6.2M dense parameters
+    with pytest.raises(ValueError, match="MiB free on its file system"):
+        translate.build_config(preset="cpu", method="fc", out_dir=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("options", [dict(dataset="mnist"), dict(dataset="mnist", method="fc"),
+                                     dict(dataset="mnist", method="chtss", sparsity=0.9)])
+def test_the_size_estimate_is_the_models_count(options, tmp_path):
+    from sparsenet.data.vision import image_shape
+    from sparsenet.evolution import DensitySchedule
+    from sparsenet.models import MLP
+    from sparsenet.topology import sparse_layers
+    config = classify.build_config(out_dir=str(tmp_path), **options)
+    features, classes = image_shape(config.dataset)
+    density = None if config.method == "fc" else DensitySchedule(1 - config.sparsity,
+                                                                  config.engine_method().density_schedule).start()
+    model = MLP(features, config.hidden, classes, density=density, dense=config.method == "fc")
+    links = sum(layer.nnz for layer in sparse_layers(model))
+    dense = sum(p.numel() for p in model.parameters()) - links
+    estimate = config.parameter_counts()
+    assert estimate[1] == dense and abs(estimate[0] - links) <= len(config.hidden) + 1  # per-layer rounding
