@@ -35,12 +35,12 @@ def gradient_blocks(layer, inputs: torch.Tensor, grad_outputs: torch.Tensor, mem
     rows_per_block = max(1, min(memory_budget // (8 * n), -(-out_features // MIN_BLOCKS)))
     x = inputs.reshape(-1, n).to(layer.values.dtype)
     dy = grad_outputs.reshape(-1, out_features).to(layer.values.dtype)
-    ptr = layer.cache.crow.long()
+    ptr, (rows, cols) = layer.crow.long(), layer.indices  # the link list built once, not per block
     for start in range(0, out_features, rows_per_block):
         stop = min(start + rows_per_block, out_features)
         scores = (dy[:, start:stop].t() @ x).abs()
         links = slice(int(ptr[start]), int(ptr[stop]))
-        scores[layer.indices[0, links] - start, layer.indices[1, links]] = 0.0
+        scores[rows[links] - start, cols[links]] = 0.0
         yield _dense_block_items(start, scores, n)
 
 

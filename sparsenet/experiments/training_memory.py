@@ -174,7 +174,7 @@ def count_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> TensorByt
     return TensorBytes(sum(_nbytes(p) for p in parameters),
                        sum(_nbytes(p.grad) for p in parameters if p.grad is not None),
                        sum(_nbytes(t) for t in _state_tensors(optimizer)),
-                       sum(_nbytes(m.indices) + m.cache.nbytes() for m in sparse))
+                       sum(m.memory_bytes()["indices"] + m.cache.nbytes() for m in sparse))
 
 
 def check_counts(counted: TensorBytes, model: nn.Module, optimizer: torch.optim.Optimizer, slots: str) -> None:

@@ -4,7 +4,7 @@ import math
 import torch
 from torch import nn
 
-from .csr import CSRCache
+from .csr import CSRCache, compress, expand
 from .edit import insert_links, remove_links
 from .functional import sparse_linear
 from .keys import check_indices, check_shape, keys_to_indices, linear_keys, link_count
@@ -14,13 +14,16 @@ from .sample import sample_keys, uniform_
 class SparseLinear(nn.Module):
     """``y = x Wᵀ + b`` with W of shape ``(out_features, in_features)`` stored sparse.
 
-    State:
-      values:  ``nn.Parameter (nnz,)``, the only tensor with autograd; any ``torch.optim`` optimizer
-               works unchanged and its state is nnz-sized.
-      indices: buffer ``(2, nnz)`` int64, row = output neuron, col = input neuron, sorted row-major,
-               unique, in bounds. Saved in ``state_dict`` together with ``values``.
-      bias:    dense ``nn.Parameter (out_features,)`` or None.
-    CSR caches (``CSRCache``) are derived lazily from ``indices`` and dropped on every edit.
+    State (all saved in ``state_dict``):
+      values: ``nn.Parameter (nnz,)``, the only tensor with autograd; any ``torch.optim`` optimizer
+              works unchanged and its state is nnz-sized.
+      crow:   buffer ``(out + 1,)`` row pointers and
+      col:    buffer ``(nnz,)`` input neuron of each link: the links as CSR, sorted row-major (row = output
+              neuron), unique, in bounds; int32 when sizes allow, else int64. 4 bytes per link.
+      bias:   dense ``nn.Parameter (out_features,)`` or None.
+    ``indices`` is the ``(2, nnz)`` int64 link list, built from ``crow``/``col`` on each access (for edits
+    and measures, not the hot path). The transposed cache (``CSRCache``, 8 bytes per link) is derived
+    lazily and dropped on every edit. ``load_state_dict`` also reads the older ``indices`` format.
 
     Give either ``indices`` (a link list; any order, it is sorted) or ``density`` (uniformly random
     links, ``nnz = link_count(out, in, density)``). Input: ``(..., in_features)``.
@@ -42,7 +45,9 @@ class SparseLinear(nn.Module):
         else:
             check_indices(indices, self.shape, require_sorted=False)
             indices = keys_to_indices(linear_keys(indices, in_features).sort().values, in_features)
-        self.register_buffer("indices", indices.to(device))
+        crow, col = compress(indices.to(device), self.shape)
+        self.register_buffer("crow", crow)
+        self.register_buffer("col", col)
         self.values = nn.Parameter(torch.empty(indices.shape[1], device=device, dtype=dtype))
         self.bias = nn.Parameter(torch.empty(out_features, device=device, dtype=dtype)) if bias else None
         self._cache: CSRCache | None = None
@@ -54,7 +59,12 @@ class SparseLinear(nn.Module):
 
     @property
     def nnz(self) -> int:
-        return self.indices.shape[1]
+        return self.col.numel()
+
+    @property
+    def indices(self) -> torch.Tensor:
+        """The links ``(2, nnz)`` int64 (row, col), sorted row-major: a new tensor on each access."""
+        return expand(self.crow, self.col)
 
     @property
     def density(self) -> float:
@@ -71,7 +81,7 @@ class SparseLinear(nn.Module):
     def cache(self) -> CSRCache:
         """CSR caches of the current topology, built on first use after an edit."""
         if self._cache is None:
-            self._cache = CSRCache.build(self.indices, self.shape)
+            self._cache = CSRCache.build(self.crow, self.col, self.shape)
         return self._cache
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,10 +96,10 @@ class SparseLinear(nn.Module):
             values = self.values.new_zeros(indices.shape[1])
         if values.shape != (indices.shape[1],):
             raise ValueError(f"values must have shape ({indices.shape[1]},), got {tuple(values.shape)}")
-        self._set_topology(indices.to(self.indices.device), values.to(self.values))
+        self._set_topology(indices.to(self.col.device), values.to(self.values))
 
     def _set_topology(self, indices: torch.Tensor, values: torch.Tensor) -> None:
-        self.indices = indices
+        self.crow, self.col = compress(indices, self.shape)
         with torch.no_grad():
             self.values.set_(values)  # bumps the version: a pending backward of the old topology raises
         self.values.grad = None
@@ -119,7 +129,7 @@ class SparseLinear(nn.Module):
         positions of the old and of the added links in the new order.
         """
         if isinstance(new_indices, torch.Tensor):
-            new_indices = new_indices.to(self.indices.device)
+            new_indices = new_indices.to(self.col.device)
         indices, old_to_new, added_to_new = insert_links(self.indices, new_indices, self.shape)
         if new_values is None:
             new_values = self.values.new_zeros(added_to_new.numel())
@@ -156,10 +166,11 @@ class SparseLinear(nn.Module):
         return layer
 
     def memory_bytes(self) -> dict[str, int]:
-        """Bytes held by the layer: ``values``, ``indices``, ``caches`` (if built), ``bias``, ``total``."""
+        """Bytes held by the layer: ``values``, ``indices`` (the CSR ``crow`` and ``col``), ``caches`` (the
+        transposed form, if built), ``bias``, ``total``."""
         size = {
             "values": self.values.numel() * self.values.element_size(),
-            "indices": self.indices.numel() * self.indices.element_size(),
+            "indices": sum(t.numel() * t.element_size() for t in (self.crow, self.col)),
             "caches": self._cache.nbytes() if self._cache is not None else 0,
             "bias": self.bias.numel() * self.bias.element_size() if self.bias is not None else 0,
         }
@@ -172,13 +183,21 @@ class SparseLinear(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
-        indices = state_dict.get(prefix + "indices")
+        """Takes the links as ``crow``/``col`` or in the older ``indices (2, nnz)`` format, checked against the
+        storage contract; the buffers and ``values`` take the saved link count."""
         values = state_dict.get(prefix + "values")
+        indices = state_dict.pop(prefix + "indices", None)  # the format before CSR storage
+        if indices is None and prefix + "crow" in state_dict and prefix + "col" in state_dict:
+            crow, col = state_dict[prefix + "crow"], state_dict[prefix + "col"]
+            if crow.shape != (self.out_features + 1,) or col.dim() != 1 or int(crow[-1]) != col.numel() \
+                    or bool((crow.diff() < 0).any()) or int(crow[0]) != 0:
+                raise ValueError(f"{prefix}crow and {prefix}col are not the CSR of a {self.shape} layer")
+            indices = expand(crow, col)
         if indices is not None and values is not None:
             check_indices(indices, self.shape, name=prefix + "indices")
             if values.shape != (indices.shape[1],):
                 raise ValueError(f"{prefix}values has shape {tuple(values.shape)}, expected ({indices.shape[1]},)")
-            self._set_topology(indices.to(self.indices.device).clone(),
-                               self.values.new_empty(indices.shape[1]))
+            self._set_topology(indices.to(self.col.device), self.values.new_empty(indices.shape[1]))
+            state_dict[prefix + "crow"], state_dict[prefix + "col"] = self.crow, self.col
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)

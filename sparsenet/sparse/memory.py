@@ -48,7 +48,7 @@ def layer_memory(model: nn.Module, optimizer: str = "adam") -> list[tuple[LayerM
         if isinstance(module, SparseLinear):
             element = module.values.element_size()
             cache = module.cache.nbytes()
-            sparse = LayerMemory(name, params, module.indices.numel() * 8 + cache, params, slots * params)
+            sparse = LayerMemory(name, params, module.memory_bytes()["indices"] + cache, params, slots * params)
             dense_params = params + (module.out_features * module.in_features - module.nnz) * element
         else:
             sparse = LayerMemory(name, params, 0, params, slots * params)

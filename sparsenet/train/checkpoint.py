@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from ..sparse.csr import expand
+
 FORMAT_VERSION = 1
 MAGIC = b"sparsenet-checkpoint"
 TEMPORARY_SUFFIX = ".tmp"
@@ -104,6 +106,8 @@ def load_topologies(path: str | Path) -> dict:
         raise ValueError(f"--init_topology {path}: no {file.name} there")
     state = load_checkpoint(file).get("model", {})
     topologies = {key[:-len(".indices")]: value for key, value in state.items() if key.endswith(".indices")}
+    topologies.update({key[:-len(".col")]: expand(state[key[:-len(".col")] + ".crow"], value)  # CSR storage
+                       for key, value in state.items() if key.endswith(".col") and key[:-4] + ".crow" in state})
     if not topologies:
         raise ValueError(f"--init_topology {path}: {file.name} holds no sparse layer (a dense run?)")
     return topologies

@@ -111,6 +111,34 @@ def test_state_dict_with_unsorted_indices_is_rejected():
         layer.load_state_dict(state)
 
 
+def test_state_dict_is_the_csr_and_the_older_indices_format_still_loads():
+    source = SparseLinear(20, 10, density=0.3, generator=torch.Generator().manual_seed(1))
+    state = source.state_dict()
+    assert set(state) == {"values", "bias", "crow", "col"} and {state["crow"].dtype, state["col"].dtype} == {torch.int32}
+    rows = torch.repeat_interleave(torch.arange(10), torch.bincount(source.indices[0], minlength=10))
+    assert torch.equal(state["crow"].long().diff(), torch.bincount(rows, minlength=10))
+    assert torch.equal(torch.stack((rows, state["col"].long())), source.indices)
+    old = {"values": state["values"], "bias": state["bias"], "indices": source.indices}  # as saved before CSR storage
+    target = SparseLinear(20, 10, density=0.1, generator=torch.Generator().manual_seed(2))
+    target.load_state_dict(old)
+    assert torch.equal(target.to_dense(), source.to_dense()) and set(target.state_dict()) == set(state)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.update(crow=s["crow"][:-1]), "not the CSR of a"),
+    (lambda s: s.update(crow=s["crow"].flip(0)), "not the CSR of a"),
+    (lambda s: s.update(col=s["col"][:-1]), "not the CSR of a"),
+    (lambda s: s.update(col=s["col"].flip(0)), "indices is not sorted|duplicate"),
+    (lambda s: s.update(col=s["col"] + 100), "out of bounds"),
+])
+def test_a_damaged_csr_state_is_refused(change, message):
+    layer = SparseLinear(20, 10, density=0.3, generator=torch.Generator().manual_seed(1))
+    state = {k: v.clone() for k, v in layer.state_dict().items()}
+    change(state)
+    with pytest.raises(ValueError, match=message):
+        SparseLinear(20, 10, density=0.3).load_state_dict(state)
+
+
 def test_from_dense_round_trip():
     weight = torch.randn(6, 4)
     mask = torch.rand(6, 4) < 0.4
