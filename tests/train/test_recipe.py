@@ -146,7 +146,8 @@ def test_static_training_starts_from_another_runs_final_topology(tmp_path):
     found = {k: v for k, v in load_checkpoint(Path(chts["run_dir"]) / "checkpoint.pt")["model"].items()
              if k.endswith((".crow", ".col"))}
     kept = load_checkpoint(Path(static["run_dir"]) / "checkpoint.pt")["model"]
-    assert len(found) == 6 and all(torch.equal(kept[k], v) for k, v in found.items())  # 3 sparse layers' CSR
+    sparse_layers = [k for k in kept if k.endswith(".values")]
+    assert len(found) == 2 * len(sparse_layers) > 0 and all(torch.equal(kept[k], v) for k, v in found.items())
     assert static["links"] == chts["links"]
     fresh = train(_config(tmp_path, method="static", run_name="fresh", epochs=1))
     assert not all(torch.equal(load_checkpoint(Path(fresh["run_dir"]) / "checkpoint.pt")["model"][k], v)
