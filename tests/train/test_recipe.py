@@ -154,8 +154,9 @@ def test_static_training_starts_from_another_runs_final_topology(tmp_path):
         _config(tmp_path, method="fc", init_topology=chts["run_dir"])
     with pytest.raises(ValueError, match="no such run directory"):
         _config(tmp_path, method="static", init_topology=str(tmp_path / "nowhere"))
-    with pytest.raises(ValueError, match="does not fit this model"):
-        train(_config(tmp_path, method="static", init_topology=chts["run_dir"], hidden=(64, 64, 64), run_name="x"))
+    with pytest.raises(ValueError, match=r"its layers have the sizes \(784, 64, 64, 10\), this run's are "
+                                         r"\(784, 64, 64, 64, 10\)"):  # refused by the config, before any work
+        _config(tmp_path, method="static", init_topology=chts["run_dir"], hidden=(64, 64, 64), run_name="x")
 
 
 def test_resume_after_a_crash_between_metrics_and_checkpoint_keeps_one_line_per_epoch(tmp_path, monkeypatch):
