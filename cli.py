@@ -3,6 +3,7 @@ import difflib
 import functools
 import inspect
 import json
+import os
 import signal
 import sys
 import time
@@ -287,7 +288,11 @@ def main(argv: list[str]) -> None:
     """Run the command line ``argv`` (without the program name)."""
     check_flags(argv)
     tune_cpu_allocator()
-    fire.Fire(CLI(), command=argv, name="cli.py")
+    try:
+        fire.Fire(CLI(), command=argv, name="cli.py")
+    except BrokenPipeError:  # the reader went away (`cli.py table ... | head`): stop quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
