@@ -13,10 +13,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _sparse_layer(out_features: int, in_features: int) -> tuple[int, int]:
-    """``(values + bias bytes, indices + CSR bytes)`` of one ``SparseLinear`` at ``SPARSITY`` (float32,
-    int64 indices (2, nnz), int32 CSR: crow (out+1), col (nnz), crow_t (in+1), col_t (nnz), int64 perm (nnz))."""
+    """``(values + bias bytes, CSR + transposed-cache bytes)`` of one ``SparseLinear`` at ``SPARSITY`` (float32
+    values; int32 crow (out+1), col (nnz), crow_t (in+1), col_t (nnz), perm (nnz): 12 bytes per link)."""
     nnz = link_count(out_features, in_features, 1 - SPARSITY)
-    return 4 * (nnz + out_features), 16 * nnz + 4 * (out_features + 1 + nnz + in_features + 1 + nnz) + 8 * nnz
+    return 4 * (nnz + out_features), 4 * (out_features + 1 + in_features + 1) + 12 * nnz
 
 
 def _dense_layer(out_features: int, in_features: int) -> int:
