@@ -202,13 +202,30 @@ def _row_slice(matrix: torch.Tensor, start: int, stop: int) -> torch.Tensor:
                                    (stop - start, matrix.shape[1]), check_invariants=False)
 
 
+def _pair_list_bytes(graph: LayerGraph) -> float:
+    """Bytes to build both co-neighbour pair lists (Σ degree² entries per side, ~32 bytes each)."""
+    return 32 * float((graph.degree_u.double() ** 2).sum() + (graph.degree_v.double() ** 2).sum())
+
+
 def _blocks(graph: LayerGraph, variant: str, block_rows: int | None, memory_budget: int, element: int
-            ) -> list[tuple[int, int, bool]]:
-    """Row ranges and their representation (True = dense), each within ``memory_budget`` bytes."""
+            ) -> list[tuple[int, int, bool, bool]]:
+    """Row ranges ``(start, stop, dense, scored)``, each within ``memory_budget`` bytes.
+
+    A row without length-3 paths scores 0 everywhere: it joins the run before it (never splits one)
+    and a block of such rows only is not scored. Node-based sparse blocks need the layer's pair lists;
+    when those exceed the budget (dense-ish layers: Σ degree² grows with density squared) every scored
+    row is computed dense, which needs none.
+    """
     m, n = graph.shape
     paths = graph.l3_paths_per_row()
+    has_paths = paths > 0
     dense_row = 3 * n + (0 if variant == "CH3-L3p" else m)
     dense_leaning = torch.minimum(paths, torch.tensor(float(n))) >= DENSE_FILL * n
+    if variant != "CH3-L3p" and _pair_list_bytes(graph) > memory_budget:
+        dense_leaning = has_paths
+    if bool(has_paths.any()):  # rows without paths take the kind of the last row with paths (the first: the next)
+        last = torch.cummax(torch.where(has_paths, torch.arange(m, device=paths.device), -1), 0).values
+        dense_leaning = dense_leaning[torch.where(last < 0, has_paths.nonzero()[0, 0], last)]
     sparse_row = torch.minimum(paths, torch.tensor(float(n))) * 24 + graph.degree_u.double() ** 2 * 48
     block_rows = min(block_rows or m, max(1, -(-m // MIN_BLOCKS)))
     blocks, start = [], 0
@@ -221,7 +238,7 @@ def _blocks(graph: LayerGraph, variant: str, block_rows: int | None, memory_budg
                 break
             used += cost
             stop += 1
-        blocks.append((start, stop, dense))
+        blocks.append((start, stop, dense, bool(has_paths[start:stop].any())))
         start = stop
     return blocks
 
@@ -238,8 +255,11 @@ def ch_score_blocks(indices: torch.Tensor, shape: tuple[int, int], variant: str 
     graph = LayerGraph(indices, shape)
     scorer = _Scorer(graph, variant, dtype, memory_budget)
     element = torch.tensor([], dtype=dtype).element_size()
-    for start, stop, dense in _blocks(graph, variant, block_rows, memory_budget, element):
-        if dense:
+    for start, stop, dense, scored in _blocks(graph, variant, block_rows, memory_budget, element):
+        if not scored:
+            nothing = torch.empty(0, dtype=torch.int64, device=indices.device)
+            yield ScoreBlock(start, stop, sparse=(nothing, nothing, torch.empty(0, dtype=dtype, device=indices.device)))
+        elif dense:
             yield ScoreBlock(start, stop, dense=scorer.dense(start, stop))
         else:
             yield ScoreBlock(start, stop, sparse=scorer.sparse(start, stop))

@@ -67,3 +67,44 @@ def test_memory_budget_splits_blocks():
     blocks = list(ch_score_blocks(indices, (40, 30), "CH3-L3n", memory_budget=30 * 3 * 4 * 5 + 40 * 4 * 5))
     assert len(blocks) >= 8 and blocks[0].start == 0 and blocks[-1].stop == 40
     assert all(a.stop == b.start for a, b in zip(blocks, blocks[1:]))
+
+
+def _with_dead_rows(indices, dead):
+    return indices[:, ~torch.isin(indices[0], torch.tensor(dead))]
+
+
+@pytest.mark.parametrize("variant", ["CH3-L3n", "CH2-L3n"])
+def test_dense_ish_layer_never_builds_pair_lists(variant, monkeypatch):
+    # A 50%-dense layer's pair lists hold Σ degree² entries (16 GiB for the 50% MNIST CHTss MLP): past the
+    # budget every scored row must be computed dense, including rows next to dead ones (no paths).
+    def refuse(*args):
+        raise AssertionError("pair lists built for a layer whose pair lists exceed the budget")
+    indices = _with_dead_rows(_random_layer(24, 20, 0.5, 1), [0, 5, 6, 23])
+    expected = ch_scores(indices, (24, 20), variant)
+    monkeypatch.setattr("sparsenet.evolution.graph._pair_counts", refuse)
+    budget = 32 * 24 * 20 * 2  # below the pair lists' Σ degree² × 32 bytes, above a dense row's cost
+    blocks = list(ch_score_blocks(indices, (24, 20), variant, memory_budget=budget))
+    assert all(block.dense is not None for block in blocks if block.sparse is None or block.sparse[0].numel())
+    got = {}
+    for block in blocks:
+        if block.dense is not None:
+            local, col = block.dense.nonzero(as_tuple=True)
+            got.update({(r + block.start, c): v for r, c, v in zip(local.tolist(), col.tolist(),
+                                                                   block.dense[local, col].tolist())})
+    assert set(got) == set(_as_dict(expected))
+    for key, value in _as_dict(expected).items():
+        assert abs(got[key] - value) <= 1e-5 * max(1.0, value)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_rows_without_paths_neither_split_blocks_nor_score(variant):
+    # Dead neurons (no links, so no length-3 paths) between scored rows used to cut a dense run into many
+    # small blocks, each repeating the layer-wide E_V product (update time 6 s -> 160 s in the MNIST run).
+    indices = _with_dead_rows(_random_layer(40, 30, 0.3, 2), list(range(1, 40, 3)))
+    blocks = list(ch_score_blocks(indices, (40, 30), variant))
+    assert len(blocks) == linkpred.MIN_BLOCKS and blocks[0].start == 0 and blocks[-1].stop == 40
+    assert all(a.stop == b.start for a, b in zip(blocks, blocks[1:]))
+    _assert_matches(indices, (40, 30), variant)
+    empty = torch.empty(2, 0, dtype=torch.int64)
+    nothing = list(ch_score_blocks(empty, (8, 4), variant))
+    assert [(b.start, b.stop, b.sparse[0].numel()) for b in nothing] == [(0, 2, 0), (2, 4, 0), (4, 6, 0), (6, 8, 0)]
