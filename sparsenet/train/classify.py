@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from ..data import VisionData, load_vision, split_validation
 from ..data.vision import image_shape
-from ..evolution import DensitySchedule, TopologyEngine, make_method, method_schedule
+from ..evolution import DensitySchedule, TopologyEngine, method_schedule
 from ..models import MLP
 from ..topology import copy_topology, init_sparse_model, sparse_layers
 from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
@@ -64,14 +64,6 @@ class ClassifyConfig(RunConfig):
         check_free_space(self)
         return self
 
-    def engine_method(self):
-        name = "static" if self.method == "fc" else self.method
-        return make_method(name, init=self.init, weights=self.weights, removal=self.removal,
-                           regrowth=self.regrowth, zeta_decay=self.zeta_decay, percolation=self.percolation,
-                           early_stop=self.early_stop, density_schedule=self.density_schedule,
-                           historical_weights=self.historical_weights, exponent_start=self.exponent_start,
-                           exponent_end=self.exponent_end, mest_lambda=self.mest_lambda)
-
     def layer_sizes(self) -> tuple:
         """Inputs, hidden widths, classes: the sizes a topology must have been made for."""
         features, classes = image_shape(self.dataset) or (None, None)
@@ -96,17 +88,12 @@ class ClassifyConfig(RunConfig):
 PRESETS = {  # per data set: what differs from the paper's MLP protocol
     "digits": dict(hidden=(128, 128, 128), epochs=30, sparsity=0.9),
 }
-METHOD_PRESETS = {  # per (data set, method): the paper's choice of removal score (method.md §2.2)
-    ("fashion_mnist", "chts"): dict(removal="ri_soft"),  # "RI significantly improves results on Fashion MNIST"
-}
 
 
 def build_config(**options) -> ClassifyConfig:
     """Defaults, then the data set's preset, then the given (non-None) options; validated."""
     dataset = options.get("dataset") or ClassifyConfig.dataset
-    method = options.get("method") or ClassifyConfig.method
-    presets = {**PRESETS.get(dataset, {}), **METHOD_PRESETS.get((dataset, method), {})}
-    return with_presets(ClassifyConfig, options, presets).validate()
+    return with_presets(ClassifyConfig, options, PRESETS.get(dataset, {})).validate()
 
 
 def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator):

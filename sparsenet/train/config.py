@@ -11,10 +11,28 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..evolution import DensitySchedule, Method, make_method
 from ..sparse import check_density
 from .tracking import WANDB_CHOICES
 
 METHOD_NAMES = ("fc", "static", "set", "rigl", "mest", "cht", "chts", "chtss")
+
+# The paper's per-model choices over the registered methods (sparsenet/evolution/methods.py):
+# (model, data set, method) -> Method fields, "*" for any; the more specific entry wins, options given win over all.
+METHOD_DEFAULTS = {
+    ("transformer", "*", "*"): {"weights": "xavier"},  # the authors' OpenNMT -param_init_glorot (method.md §6)
+    ("transformer", "*", "cht"): {"init": "bsw"},      # CHT/CHTs start the Transformer from BSW (method.md §6)
+    ("transformer", "*", "chts"): {"init": "bsw"},
+    ("mlp", "fashion_mnist", "chts"): {"removal": "ri_soft"},  # "RI significantly improves results" (method.md §2.2)
+}
+METHOD_OPTIONS = tuple(name for name in Method.__dataclass_fields__ if name != "name")
+
+
+def method_defaults(model: str, dataset: str, method: str) -> dict:
+    """The ``METHOD_DEFAULTS`` fields that apply to a run, the most specific last."""
+    matching = [(key.count("*"), fields) for key, fields in METHOD_DEFAULTS.items()
+                if all(want in ("*", have) for want, have in zip(key, (model, dataset, method)))]
+    return {k: v for _, fields in sorted(matching, key=lambda item: -item[0]) for k, v in fields.items()}
 
 
 def option(default, help: str):
@@ -66,6 +84,14 @@ class RunConfig:
                                   "MODEL-DATASET-METHOD-sSPARSITY-seedSEED).")
     wandb: str = option("auto", "auto (offline unless logged in; WANDB_MODE respected), online, offline or off.")
     quiet: bool = option(False, "no progress bars or progress lines.")
+
+    def engine_method(self) -> Method:
+        """The method this run trains with: the registered one, this model's ``METHOD_DEFAULTS``, then the
+        method options given (the non-None fields named like ``Method``'s); ``ValueError`` if unknown or
+        contradictory."""
+        given = {name: getattr(self, name) for name in METHOD_OPTIONS if getattr(self, name, None) is not None}
+        return make_method("static" if self.method == "fc" else self.method,
+                           **{**method_defaults(self.model, self.dataset, self.method), **given})
 
 
 # ------------------------------------------------------------------------------------- parsing the options
@@ -209,7 +235,6 @@ def check_free_space(config) -> None:
 
 def start_density(config) -> float | None:
     """The density the sparse layers start at (the method's density schedule), ``None`` for the dense ``fc``."""
-    from ..evolution import DensitySchedule
     if config.method == "fc":
         return None
     return DensitySchedule(1.0 - config.sparsity, config.engine_method().density_schedule).start()

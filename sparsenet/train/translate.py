@@ -79,14 +79,6 @@ class TranslateConfig(RunConfig):
         check_free_space(self)
         return self
 
-    def engine_method(self):
-        from ..evolution import make_method
-        name = "static" if self.method == "fc" else self.method
-        defaults = {"init": "bsw", "weights": "xavier"} if name in ("cht", "chts") else {"weights": "xavier"}
-        return make_method(name, init=self.init or defaults.get("init"), weights=self.weights or defaults["weights"],
-                           removal=self.removal, regrowth=self.regrowth, exponent_start=self.exponent_start,
-                           exponent_end=self.exponent_end, mest_lambda=self.mest_lambda)
-
     def layer_sizes(self) -> tuple:
         """d_model, d_ff and layers: the sizes a topology must have been made for."""
         return (self.d_model, self.d_ff, self.layers)

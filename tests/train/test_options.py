@@ -34,6 +34,26 @@ def test_the_knobs_once_hidden_from_the_cli_are_options_and_reach_the_config(tmp
     assert classify.build_config(mest_lambda=0.0, method="mest", out_dir=str(tmp_path)).engine_method().mest_lambda == 0
 
 
+@pytest.mark.parametrize("model,dataset,method,options,expected", [
+    ("transformer", "multi30k", "chts", {}, dict(init="bsw", weights="xavier", removal="wm_soft")),
+    ("transformer", "multi30k", "cht", {}, dict(init="bsw", weights="xavier", removal="wm_signed")),
+    ("transformer", "multi30k", "set", {}, dict(init="er", weights="xavier")),
+    ("transformer", "multi30k", "chtss", {}, dict(init="brf", weights="xavier", density_schedule="sigmoid")),
+    ("transformer", "multi30k", "chts", dict(init="er", weights="swi"), dict(init="er", weights="swi")),
+    ("mlp", "mnist", "chts", {}, dict(init="csti", weights="swi", removal="wm_soft")),
+    ("mlp", "fashion_mnist", "chts", {}, dict(removal="ri_soft", regrowth="ch3_l3p_soft")),
+    ("mlp", "fashion_mnist", "chts", dict(removal="wm_soft"), dict(removal="wm_soft")),
+    ("mlp", "fashion_mnist", "set", {}, dict(init="er", weights="kaiming", removal="wm_signed")),
+])
+def test_per_model_method_defaults_come_from_one_table_and_yield_to_options(model, dataset, method, options,
+                                                                             expected, tmp_path):
+    recipe = classify if model == "mlp" else translate
+    config = recipe.build_config(model=model, dataset=dataset, method=method, out_dir=str(tmp_path), **options)
+    engine_method = config.engine_method()
+    assert {name: getattr(engine_method, name) for name in expected} == expected
+    assert all(getattr(config, name) == options.get(name) for name in ("init", "weights", "removal"))
+
+
 def test_presets_give_defaults_and_options_override_them(tmp_path):
     digits = classify.build_config(out_dir=str(tmp_path))
     assert (digits.hidden, digits.epochs, digits.sparsity) == ((128, 128, 128), 30, 0.9)

@@ -132,9 +132,10 @@ def test_wandb_offline_run_is_recorded(tmp_path):
 
 
 def test_presets_follow_the_paper_and_yield_to_options():
-    assert build_config(dataset="fashion_mnist", method="chts").removal == "ri_soft"
-    assert build_config(dataset="fashion_mnist", method="chts", removal="wm_soft").removal == "wm_soft"
-    assert build_config(dataset="mnist", method="chts").removal is None
+    assert build_config(dataset="fashion_mnist", method="chts").engine_method().removal == "ri_soft"
+    assert build_config(dataset="fashion_mnist", method="chts", removal="wm_soft").engine_method().removal == "wm_soft"
+    assert build_config(dataset="mnist", method="chts").engine_method().removal == "wm_soft"
+    assert build_config(dataset="fashion_mnist", method="set").engine_method().removal == "wm_signed"
     digits = build_config()
     assert digits.hidden == (128, 128, 128) and digits.epochs == 30 and digits.sparsity == 0.9
     assert build_config(dataset="mnist").hidden == (1568, 1568, 1568) and build_config(dataset="mnist").epochs == 100
