@@ -1,41 +1,14 @@
 """sparsenet command line. Run ``python cli.py COMMAND --help`` for a command's options."""
-import difflib
-import functools
-import inspect
 import json
 import os
-import signal
 import sys
-import time
 from pathlib import Path
 
 import fire
 import torch
 
+from sparsenet.command_line import check_flags, interrupted, stop_on_sigterm, typed
 from sparsenet.runtime import tune_cpu_allocator
-from sparsenet.train.config import convert
-
-SIMPLE_TYPES = (bool, int, float, str, tuple, bool | None, int | None, float | None, str | None)
-
-
-def typed(command):
-    """Give ``command`` its arguments as their annotated types, or stop in one line naming the argument
-    (Fire passes whatever the text parses to: ``--seed abc`` is a string)."""
-    signature = inspect.signature(command)
-
-    @functools.wraps(command)
-    def run(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        for name, value in bound.arguments.items():
-            parameter = signature.parameters[name]
-            if parameter.kind is parameter.POSITIONAL_OR_KEYWORD and parameter.annotation in SIMPLE_TYPES:
-                try:
-                    bound.arguments[name] = convert(name, parameter.annotation, value)
-                except ValueError as error:
-                    raise SystemExit(f"error: {error}")
-        return command(*bound.args, **bound.kwargs)
-    return run
-
 
 TRAIN_HELP = """Train a model; print progress, a readable result line, and the summary JSON last.
 
@@ -68,7 +41,7 @@ class CLI:
         run_dir = None
         try:
             recipe, config, run_dir = open_run(model, options, resume, restart)
-            signal.signal(signal.SIGTERM, _terminate)
+            stop_on_sigterm()
             summary = recipe.train(config, resume=resume)
         except (ValueError, DataError) as error:
             raise SystemExit(f"error: {error}")
@@ -108,7 +81,7 @@ class CLI:
         """
         from sparsenet.experiments import sweeps
         from sparsenet.train.tracking import wandb_mode
-        signal.signal(signal.SIGTERM, _terminate)
+        stop_on_sigterm()
         try:
             spec = sweeps.load_sweep(path)
             sweeps.check_sweep(spec, sweeps.train_options())
@@ -217,76 +190,18 @@ class CLI:
             seed: random seed.
             plot: if given, save a log-log degree distribution PNG at this path.
         """
-        from sparsenet.topology import equal_partition as flatten_inputs
-        from sparsenet.topology import make_topology
-        from sparsenet.topology.report import describe, plot_degrees
-        if not (isinstance(shape, (tuple, list)) and len(shape) == 2
-                and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)):
-            raise SystemExit(f"error: --shape must be two positive integers out,in; got {shape!r}")
-        options = {"bsw": {"beta": beta}, "brf": {"r": r, "degree_dist": degree_dist}}.get(init, {})
-        if init == "csti":
-            from sklearn.datasets import load_digits
-            options = {"features": torch.from_numpy(load_digits().data).float()}
-        generator = torch.Generator().manual_seed(seed)
-        start = time.perf_counter()
+        from sparsenet.topology.report import inspect_layer
         try:
-            indices = make_topology(init, shape[0], shape[1], density, generator, **options)
-            if equal_partition:
-                indices = flatten_inputs(indices, tuple(shape), generator)
+            report = inspect_layer(init, shape, density, seed, plot, equal_partition, beta=beta, r=r,
+                                   degree_dist=degree_dist)
         except ValueError as error:
             raise SystemExit(f"error: {error}")
-        report = {"init": init, **{k: v for k, v in options.items() if k != "features"}, "seed": seed,
-                  "seconds": round(time.perf_counter() - start, 4), **describe(indices, tuple(shape))}
-        if plot:
-            report["plot"] = str(plot_degrees(indices, tuple(shape), plot, f"{init} {shape[0]}x{shape[1]}"))
         print(json.dumps(report))
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the run is, like Ctrl-C (checkpoints are atomic, so any point is safe)."""
-
-
-def _terminate(signum, frame):
-    raise Terminated
-
-
-def interrupted(stop: KeyboardInterrupt, advice: str, what: str = "interrupted") -> SystemExit:
-    """Print ``WHAT (Ctrl-C|SIGTERM); ADVICE`` on stderr; the exit to raise: 130 for Ctrl-C, 143 for SIGTERM."""
-    terminated = isinstance(stop, Terminated)
-    print(f"{what} ({'SIGTERM' if terminated else 'Ctrl-C'}); {advice}", file=sys.stderr)
-    return SystemExit(143 if terminated else 130)
-
-
-def check_flags(argv: list[str]) -> None:
-    """Refuse an unknown ``--option`` of a command in one line before anything runs (Fire reports unused
-    arguments only after the command has run, e.g. after a whole training run)."""
-    if not argv or argv[0].startswith("-"):
-        return
-    commands = [name for name in vars(CLI) if not name.startswith("_")]
-    if argv[0] not in commands:
-        close = difflib.get_close_matches(argv[0], commands, n=1)
-        raise SystemExit(f"error: unknown command {argv[0]!r}; "
-                         f"{f'did you mean {close[0]}?' if close else 'choose from ' + ', '.join(commands)}")
-    parameters = inspect.signature(getattr(CLI, argv[0])).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        return  # train: its options are checked against the recipe's config before any work
-    valid = set(parameters) - {"self"}
-    for token in argv[1:]:
-        if token == "--":
-            break
-        if not token.startswith("--") or token == "--help":
-            continue
-        name = token[2:].split("=", 1)[0].replace("-", "_")
-        if name in valid or (name.startswith("no") and name[2:] in valid):  # Fire's --noflag
-            continue
-        close = difflib.get_close_matches(name, sorted(valid), n=1)
-        hint = f"did you mean --{close[0]}?" if close else f"see python cli.py {argv[0]} --help"
-        raise SystemExit(f"error: unknown option --{name} for {argv[0]}; {hint}")
 
 
 def main(argv: list[str]) -> None:
     """Run the command line ``argv`` (without the program name)."""
-    check_flags(argv)
+    check_flags(CLI, argv)
     tune_cpu_allocator()
     try:
         fire.Fire(CLI(), command=argv, name="cli.py")

@@ -1,9 +1,12 @@
 """A summary of one layer's topology, for ``cli.py inspect`` and logs."""
+import time
 from pathlib import Path
 
 import torch
 
+from .bsf import equal_partition as flatten_inputs
 from .measures import mean_ring_distance, powerlaw_exponent
+from .registry import make_topology
 
 
 def linked_degrees(indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,3 +63,29 @@ def plot_degrees(indices: torch.Tensor, shape: tuple[int, int], path: str | Path
     plt.close(figure)
     tmp.replace(path)
     return path
+
+
+def inspect_layer(init: str, shape, density: float, seed: int = 0, plot: str | None = None,
+                  equal_partition: bool = False, beta: float = 0.25, r: float = 0.25, degree_dist: str = "fixed"
+                  ) -> dict:
+    """Build one ``shape = (out, in)`` layer with initialiser ``init`` and return its ``describe`` measures
+    with the settings and build seconds (``plot``: also save the degree PNG there). ``csti`` correlates
+    scikit-learn's 8x8 digits (64 features). ``ValueError`` (one line) for a bad shape or setting."""
+    if not (isinstance(shape, (tuple, list)) and len(shape) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)):
+        raise ValueError(f"--shape must be two positive integers out,in; got {shape!r}")
+    shape = tuple(shape)
+    options = {"bsw": {"beta": beta}, "brf": {"r": r, "degree_dist": degree_dist}}.get(init, {})
+    if init == "csti":
+        from sklearn.datasets import load_digits
+        options = {"features": torch.from_numpy(load_digits().data).float()}
+    generator = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    indices = make_topology(init, shape[0], shape[1], density, generator, **options)
+    if equal_partition:
+        indices = flatten_inputs(indices, shape, generator)
+    report = {"init": init, **{k: v for k, v in options.items() if k != "features"}, "seed": seed,
+              "seconds": round(time.perf_counter() - start, 4), **describe(indices, shape)}
+    if plot:
+        report["plot"] = str(plot_degrees(indices, shape, plot, f"{init} {shape[0]}x{shape[1]}"))
+    return report

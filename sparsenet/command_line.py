@@ -1,0 +1,78 @@
+"""Command-line plumbing for cli.py: arguments converted to their annotated types, unknown options refused
+before any work, and Ctrl-C / SIGTERM turned into one line and the shell's exit codes."""
+import difflib
+import functools
+import inspect
+import signal
+import sys
+
+from .train.config import convert
+
+SIMPLE_TYPES = (bool, int, float, str, tuple, bool | None, int | None, float | None, str | None)
+
+
+def typed(command):
+    """Give ``command`` its arguments as their annotated types, or stop in one line naming the argument
+    (Fire passes whatever the text parses to: ``--seed abc`` is a string)."""
+    signature = inspect.signature(command)
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        for name, value in bound.arguments.items():
+            parameter = signature.parameters[name]
+            if parameter.kind is parameter.POSITIONAL_OR_KEYWORD and parameter.annotation in SIMPLE_TYPES:
+                try:
+                    bound.arguments[name] = convert(name, parameter.annotation, value)
+                except ValueError as error:
+                    raise SystemExit(f"error: {error}")
+        return command(*bound.args, **bound.kwargs)
+    return run
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the run is, like Ctrl-C (checkpoints are atomic, so any point is safe)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def stop_on_sigterm() -> None:
+    """From now on SIGTERM raises ``Terminated`` (a ``KeyboardInterrupt``) in the main thread."""
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+def interrupted(stop: KeyboardInterrupt, advice: str, what: str = "interrupted") -> SystemExit:
+    """Print ``WHAT (Ctrl-C|SIGTERM); ADVICE`` on stderr; the exit to raise: 130 for Ctrl-C, 143 for SIGTERM."""
+    terminated = isinstance(stop, Terminated)
+    print(f"{what} ({'SIGTERM' if terminated else 'Ctrl-C'}); {advice}", file=sys.stderr)
+    return SystemExit(143 if terminated else 130)
+
+
+def check_flags(commands: type, argv: list[str]) -> None:
+    """Refuse an unknown command or ``--option`` of the ``commands`` class in one line before anything runs
+    (Fire reports unused arguments only after the command has run, e.g. after a whole training run).
+    A command taking ``**options`` checks its own."""
+    if not argv or argv[0].startswith("-"):
+        return
+    names = [name for name in vars(commands) if not name.startswith("_")]
+    if argv[0] not in names:
+        close = difflib.get_close_matches(argv[0], names, n=1)
+        raise SystemExit(f"error: unknown command {argv[0]!r}; "
+                         f"{f'did you mean {close[0]}?' if close else 'choose from ' + ', '.join(names)}")
+    parameters = inspect.signature(getattr(commands, argv[0])).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    valid = set(parameters) - {"self"}
+    for token in argv[1:]:
+        if token == "--":
+            break
+        if not token.startswith("--") or token == "--help":
+            continue
+        name = token[2:].split("=", 1)[0].replace("-", "_")
+        if name in valid or (name.startswith("no") and name[2:] in valid):  # Fire's --noflag
+            continue
+        close = difflib.get_close_matches(name, sorted(valid), n=1)
+        hint = f"did you mean --{close[0]}?" if close else f"see python cli.py {argv[0]} --help"
+        raise SystemExit(f"error: unknown option --{name} for {argv[0]}; {hint}")
