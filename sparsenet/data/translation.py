@@ -3,7 +3,7 @@
 A corpus is a folder under the data root holding line-aligned source/target files per split. The BPE
 model (sentencepiece, joint over the training split's two languages) is trained once and cached under
 ``$SPARSENET_DATA`` (default ``~/.cache/sparsenet``) in ``bpe/<corpus>/``, keyed by the training file, so a
-read-only or shared data folder is never written to. Token ids: 0 pad, 1 bos, 2 eos, 3 unk.
+read-only or shared data folder is never written to (``bpe.cached_bpe``). Token ids: 0 pad, 1 bos, 2 eos, 3 unk.
 """
 import gzip
 import hashlib
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
+from .bpe import BOS, EOS, PAD, cached_bpe
 from .files import DataError, data_root
 
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
 PREPARABLE = ("iwslt14", "wmt17")  # corpora that ``--download`` fetches (``prepare_translation``)
 
 
@@ -82,32 +82,13 @@ def read_pairs(name: str, split: str, data_dir=None, languages: tuple | None = N
 
 def bpe_model(name: str, data_dir=None, vocab_size: int | None = None, languages: tuple | None = None):
     """The joint sentencepiece BPE model of a corpus, trained on its training split once and cached."""
-    import sentencepiece as spm
     corpus = CORPORA[name]
     vocab_size = vocab_size or corpus.vocab_size
     sources, targets = read_pairs(name, "train", data_dir, languages)
     train_file = split_paths(name, "train", data_dir, languages)[0].resolve()
     key = hashlib.sha1(f"{train_file}:{train_file.stat().st_size}".encode()).hexdigest()[:12]
-    name_stem = f"bpe{vocab_size}-{'-'.join(languages or corpus.languages)}-{key}"
-    folder = data_root(None) / "bpe" / corpus.folder  # never inside the data folder (it may be shared)
-    model = folder / f"{name_stem}.model"
-    if not model.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"{name_stem}.part"
-        try:
-            spm.SentencePieceTrainer.train(sentence_iterator=iter(sources + targets), model_prefix=str(tmp),
-                                           vocab_size=vocab_size, model_type="bpe", character_coverage=1.0,
-                                           pad_id=PAD, bos_id=BOS, eos_id=EOS, unk_id=UNK,
-                                           hard_vocab_limit=False, minloglevel=2)
-        except RuntimeError as error:  # e.g. fewer pieces than the corpus has characters
-            for suffix in (".vocab", ".model"):
-                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[-1].split("] ", 1)[-1]
-            raise DataError(f"{name}: sentencepiece cannot train a BPE of {vocab_size} pieces on the training "
-                            f"split: {reason}") from None
-        for suffix in (".vocab", ".model"):  # the model last: its presence means the pair is complete
-            Path(f"{tmp}{suffix}").replace(folder / f"{name_stem}{suffix}")
-    return spm.SentencePieceProcessor(model_file=str(model))
+    stem = f"bpe{vocab_size}-{'-'.join(languages or corpus.languages)}-{key}"
+    return cached_bpe(sources + targets, data_root(None) / "bpe" / corpus.folder, stem, vocab_size, name)
 
 
 @dataclass
