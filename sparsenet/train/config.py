@@ -24,6 +24,8 @@ METHOD_DEFAULTS = {
     ("transformer", "*", "cht"): {"init": "bsw"},      # CHT/CHTs start the Transformer from BSW (method.md §6)
     ("transformer", "*", "chts"): {"init": "bsw"},
     ("mlp", "fashion_mnist", "chts"): {"removal": "ri_soft"},  # "RI significantly improves results" (method.md §2.2)
+    ("lm", "*", "cht"): {"init": "brf"},               # the CHTss paper's LLaMA runs start from BRF (method.md §9)
+    ("lm", "*", "chts"): {"init": "brf"},
 }
 METHOD_OPTIONS = tuple(name for name in Method.__dataclass_fields__ if name != "name")
 
@@ -43,11 +45,13 @@ def option(default, help: str):
 @dataclass
 class RunConfig:
     """The options of every recipe: what to train, the sparse method's settings, where the run goes."""
-    model: str = option("mlp", "mlp (image classification) or transformer (translation).")
+    model: str = option("mlp", "mlp (image classification), transformer (translation) or lm (a LLaMA-style "
+                        "language model).")
     dataset: str = option("digits", "mlp: digits (bundled, offline; the default), mnist, fashion_mnist, emnist "
                           "(official balanced IDX files), emnist_bymerge_test_split (the staged substitute, split "
                           "80/20 stratified); transformer: multi30k (the default), iwslt14, wmt17 (fairseq-prepared "
-                          "train/valid/test.{en,de}), wmt_sample.")
+                          "train/valid/test.{en,de}), wmt_sample; lm: multi30k (both languages, the default), "
+                          "openwebtext, c4 (online, --download), text (--text_file).")
     method: str = option("chts", "fc (dense), static, set, rigl, mest, cht, chts or chtss.")
     sparsity: float = option(0.99, "share of absent links in the sparse layers (mlp 0.99, 0.9 on digits; "
                              "transformer 0.9).")

@@ -3,13 +3,14 @@ interrupted one to resume — and a finished run's summary as one readable line.
 import json
 from pathlib import Path
 
-from . import classify, translate
+from . import classify, language, translate
 from .classify import ClassifyConfig
 from .config import check_option_names
+from .language import LanguageConfig
 from .translate import TranslateConfig
 
-RECIPES = {"mlp": classify, "transformer": translate}  # --model: its recipe (build_config, train)
-CONFIGS = {"mlp": ClassifyConfig, "transformer": TranslateConfig}  # --model: its options
+RECIPES = {"mlp": classify, "transformer": translate, "lm": language}  # --model: its recipe (build_config, train)
+CONFIGS = {"mlp": ClassifyConfig, "transformer": TranslateConfig, "lm": LanguageConfig}  # --model: its options
 
 
 def open_run(model: str, options: dict, resume: str | None = None, restart: bool = False):
@@ -64,6 +65,8 @@ def result_line(summary: dict) -> str:
         result = (f"test accuracy {'n/a' if at_valid is None else f'{at_valid:.2%}'} at the best validation "
                   f"epoch (final {summary['final_test_accuracy']:.2%}, best over epochs "
                   f"{summary['best_test_accuracy']:.2%})")
+    elif "best_valid_ppl" in summary:
+        result = f"validation perplexity {summary['best_valid_ppl']:.2f} (final {summary['final_valid_ppl']:.2f})"
     else:
         bleu, sacrebleu = summary.get("bleu", float("nan")), summary.get("sacrebleu", float("nan"))
         result = f"BLEU {bleu:.2f} (sacreBLEU {sacrebleu:.2f})"

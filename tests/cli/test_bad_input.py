@@ -11,6 +11,7 @@ from tests.data.test_translation_data import _corpus
 ROOT = Path(__file__).resolve().parents[2]
 MLP_99 = str(ROOT / "sweeps" / "mlp_99.yaml")
 T = ["train", "--model", "transformer"]
+L = ["train", "--model", "lm"]
 
 CASES = [  # (argv, what the one line must say); {tmp}: the test's folder, {corpus}: a tiny Multi30k there
     (["frobnicate"], "unknown command 'frobnicate'; choose from train, sweep"),
@@ -59,6 +60,13 @@ CASES = [  # (argv, what the one line must say); {tmp}: the test's folder, {corp
     (["train", "--dataset", "mnist", "--data_dir", "{tmp}/nowhere"], "mnist: missing train-images-idx3-ubyte.gz"),
     (T + ["--data_dir", "{tmp}/nowhere"], "multi30k: train split missing in {tmp}/nowhere/multi30k"),
     (T + ["--data_dir", "{corpus}", "--vocab_size", "5"], "sentencepiece cannot train a BPE of 5 pieces"),
+    (L + ["--dataset", "openwebtext", "--data_dir", "{tmp}/nowhere"],
+     "openwebtext: not staged in {tmp}/nowhere/openwebtext (expected train.txt and valid.txt); pass --download"),
+    (L + ["--dataset", "text", "--text_file", "{tmp}/missing.txt"], "--text_file {tmp}/missing.txt: no such file"),
+    (L + ["--dataset", "text"], "--text_file goes with --dataset text"),
+    (L + ["--heads", "3"], "heads (3) must split d_model (320) into heads of even width"),
+    (L + ["--dataset", "wikitext"], "unknown dataset 'wikitext' for language modelling"),
+    (["train", "--context", "64"], "--context applies only to --model lm, not to --model mlp"),
     (["train", "--resume", "{tmp}/nowhere"], "no checkpoint.pt there"),
     (["train", "--resume", "{tmp}/no_config"], "--resume {tmp}/no_config: config.json is missing or unreadable"),
     (["train", "--restart", "maybe"], "--restart must be true or false, got 'maybe'"),

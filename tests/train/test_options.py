@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from sparsenet.experiments import sweeps
-from sparsenet.train import CONFIGS, check_option_names, classify, translate
+from sparsenet.train import CONFIGS, RECIPES, check_option_names, classify, translate
 from sparsenet.train.config import README_END, README_START, RunConfig, convert, field_help, options_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ def test_readme_options_section_is_the_config_fields():
 def test_every_option_has_help_and_a_default_the_recipe_accepts(model, tmp_path):
     for field in dataclasses.fields(CONFIGS[model]):
         assert len(field_help(CONFIGS[model], field.name)) > 10, field.name
-    config = (classify if model == "mlp" else translate).build_config(model=model, out_dir=str(tmp_path))
+    config = RECIPES[model].build_config(model=model, out_dir=str(tmp_path))
     assert type(config) is CONFIGS[model] and isinstance(config, RunConfig)
 
 
@@ -90,8 +90,10 @@ def test_convert_refuses_other_values_naming_the_option(kind, given, message):
 def test_option_names_are_checked_per_model():
     check_option_names(CONFIGS, "transformer", ["dropout", "preset", "seed"])
     check_option_names(CONFIGS, "mlp", ["epochs", "hidden", "seed"])
-    with pytest.raises(ValueError, match="--dropout applies only to --model transformer, not to --model mlp"):
+    with pytest.raises(ValueError, match="--dropout applies only to --model transformer or lm, not to --model mlp"):
         check_option_names(CONFIGS, "mlp", ["seed", "dropout"])
+    with pytest.raises(ValueError, match="--preset applies only to --model transformer, not to --model lm"):
+        check_option_names(CONFIGS, "lm", ["preset"])
     with pytest.raises(ValueError, match="unknown option --lrr for --model mlp; did you mean --lr"):
         check_option_names(CONFIGS, "mlp", ["lrr"])
 

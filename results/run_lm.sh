@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Queue for results/lm.md (issue 15): the default ~10M-parameter LLaMA-style model on the offline corpus
+# (Multi30k en+de + the WMT sample), 1,000 steps, seed 0: dense, then SET, RigL, CHTs, CHTss at 70% and 90%
+# sparsity of the attention and MLP projections.
+# Resumable: finished runs (summary.json) are skipped, interrupted ones continue from their last checkpoint.
+# Usage: bash results/run_lm.sh   (from the repository root; OMP_NUM_THREADS default 2)
+set -u
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+run() {  # method sparsity
+  local dir=runs/lm/lm-multi30k-$1-s$2-seed0
+  if [ -f "$dir/summary.json" ]; then return; fi
+  if [ -f "$dir/checkpoint.pt" ]; then
+    python cli.py train --resume "$dir"
+  else
+    python cli.py train --model lm --dataset multi30k --method "$1" --sparsity "$2" --seed 0 \
+      --data_dir ../shared/data --out_dir runs/lm --wandb off --quiet
+  fi
+}
+run fc 0
+for sparsity in 0.7 0.9; do
+  for method in set rigl chts chtss; do run $method $sparsity; done
+done
