@@ -1,10 +1,20 @@
 """Fixtures the test folders share: the repository root, the tiny MNIST-format data set, and the CLI run
-as a user runs it (a fresh ``python cli.py`` process)."""
+as a user runs it (a fresh ``python cli.py`` process).
+
+The suite runs on one CPU thread, its subprocesses too (unless a test sets OMP_NUM_THREADS): its tensors are
+tiny, and with two threads any other load on a 2-core machine stalls every op for whole scheduler slices
+(measured: the engine's many-updates test 163 s against 7 s on one thread)."""
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_DATA = ROOT / "tests" / "fixtures"  # mnist/*.gz: 8x8 images, 4 classes (tests/fixtures/make_tiny.py)
