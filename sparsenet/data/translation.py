@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .bpe import BOS, EOS, PAD, cached_bpe
+from .bpe import BOS, EOS, cached_bpe
 from .files import DataError, data_root
 
 PREPARABLE = ("iwslt14", "wmt17")  # corpora that ``--download`` fetches (``prepare_translation``)

@@ -12,7 +12,8 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from ..data import load_translation
-from ..data.translation import BOS, CORPORA, EOS, PAD, token_batches
+from ..data.bpe import BOS, EOS, PAD
+from ..data.translation import CORPORA, token_batches
 from ..evolution import DensitySchedule, TopologyEngine, method_schedule
 from ..models import Transformer, beam_search, greedy_decode
 from ..models.transformer import TIE_MODES
