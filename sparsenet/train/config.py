@@ -306,23 +306,27 @@ def _kind(field: dataclasses.Field) -> str:
 
 def options_table(config_classes: dict) -> list[tuple]:
     """Rows ``(name, models, kind, defaults, help)`` for every option of the recipes' config classes
-    (``{model: class}``), shared options first; ``defaults`` lists a default per model where they differ."""
+    (``{model: class}``), shared options first; ``defaults`` lists a default and ``help`` a text per model
+    where they differ."""
     rows = {}
     for model, cls in config_classes.items():
         for name, field in option_fields(cls).items():
             if name == "model":  # chooses the config itself
                 continue
-            row = rows.setdefault(name, {"models": [], "kind": _kind(field), "defaults": {},
-                                         "help": field_help(cls, name)})
+            row = rows.setdefault(name, {"models": [], "kind": _kind(field), "defaults": {}, "help": {}})
             row["models"].append(model)
             row["defaults"][model] = field.default
+            row["help"][model] = field_help(cls, name)
     out = []
     for name, row in rows.items():
         defaults = set(map(repr, row["defaults"].values()))
         default = (_show(next(iter(row["defaults"].values()))) if len(defaults) == 1 else
                    ", ".join(f"{_show(v)} [{m}]" for m, v in row["defaults"].items()))
         models = "all" if len(row["models"]) == len(config_classes) else ", ".join(row["models"])
-        out.append((name, models, row["kind"], default, row["help"]))
+        helps = row["help"]
+        text = (next(iter(helps.values())) if len(set(helps.values())) == 1 else
+                " ".join(f"[{m}] {h}" for m, h in helps.items()))
+        out.append((name, models, row["kind"], default, text))
     return sorted(out, key=lambda r: r[1] != "all")  # stable: declaration order within each group
 
 
