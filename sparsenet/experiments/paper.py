@@ -9,6 +9,8 @@ Sources (quoted exactly from /work/shared/method.md §7):
   Table 7's CHTs-n row (``regrowth=ch2_l3n_soft``), Table 11's CHTss rows b and c (regrowth), Table 12
   (removal, Multi30k 90%) and Table 15 (ζ, CIFAR-10). A main-table cell stands for our method's defaults
   (``METHODS``, ζ 0.3), so a run with another regrowth / removal / ζ / init gets only a VARIANTS cell.
+* ``LLAMA_REFERENCE`` — NIPS Table 3: LLaMA-60M validation perplexity on OpenWebText (GPU scale, bf16), the
+  reference our small language-model runs cite beside theirs — another corpus and size, not a target.
 * ``CHTS_PREPRINT`` — the CHTs preprint's Transformer BLEU table (90% sparsity). The NIPS paper re-ran these
   experiments (Table 2), so ``paper_value`` reports NIPS; the preprint's numbers are kept for reference.
 
@@ -114,6 +116,17 @@ PAPER: dict[tuple, Cell] = {
 }
 
 CHTS_PREPRINT: dict[tuple, Cell] = _cells("bleu", "transformer", SEED, _SEED_BLEU)
+
+_TABLE3_LLAMA60M_PPL = {  # method.md §9: validation perplexity of LLaMA-60M on OpenWebText (FC 26.56)
+    ("openwebtext", 0.0): {"fc": (26.56, None)},
+    **{("openwebtext", sparsity): {method: (row[i], None) for method, row in {
+        "set": (31.77, 30.69, 35.26, 39.70), "rigl": (39.96, 41.33, 45.34, 51.49),
+        "cht": (31.02, 32.99, 35.01, 41.87), "chts": (28.12, 29.84, 33.03, 36.47),
+        "mest": (28.26, 29.94, 33.60, 37.87), "gmp": (29.22, 30.59, 33.68, 39.00),
+        "granet": (30.55, 31.51, 33.76, 39.98), "chtss": (27.62, 29.00, 31.42, 35.10)}.items()}
+       for i, sparsity in enumerate((0.7, 0.8, 0.9, 0.95))},
+}
+LLAMA_REFERENCE: dict[tuple, Cell] = _cells("valid_ppl", "llama60m", "NIPS Table 3", _TABLE3_LLAMA60M_PPL)
 
 _TABLE7_CHTS_N = {  # CHTs-n (CH2-L3n) row at 99%: accuracy % ± s.e., ANP %
     "mnist": ((98.76, 0.05), 27), "fashion_mnist": ((90.67, 0.05), 73), "emnist": ((87.82, 0.04), 28),

@@ -16,10 +16,11 @@ import math
 import statistics
 from pathlib import Path
 
-from .paper import paper_value
+from .paper import LLAMA_REFERENCE, paper_value
 
 MLP_METHODS = ("fc", "set", "rigl", "mest", "cht", "chts", "chtss")
 TRANSFORMER_METHODS = ("fc", "chts", "set", "rigl", "chtss", "mest")
+LM_METHODS = ("fc", "set", "rigl", "mest", "cht", "chts", "chtss")
 ALWAYS_SHOWN = ("model", "dataset", "preset", "method", "sparsity", "seed")  # in every command, default or not
 RUN_PLACE = ("data_dir", "out_dir", "wandb", "quiet")  # where the run read and wrote: shown as recorded
 DATASET_ORDER = ("mnist", "fashion_mnist", "emnist", "multi30k", "iwslt14", "wmt17")
@@ -164,15 +165,56 @@ def transformer_table(runs: list[dict]) -> list[str]:
     return lines + [f"sacreBLEU signature: `{signature}`", ""]
 
 
+def projection_bytes(config: dict) -> tuple[int, int]:
+    """``(bytes, dense bytes)`` of a language model's projections at the run's final density: weights,
+    gradients, AdamW's two moments and (sparse) the CSR structure with its transposed cache."""
+    from ..models.lm import LanguageModel
+    from ..sparse import layer_memory
+    density = None if config["method"] == "fc" else 1.0 - config["sparsity"]
+    model = LanguageModel(config["vocab_size"], config["d_model"], config["heads"], config["layers"], config["d_ff"],
+                          config["context"], density=density)
+    rows = [(sparse, dense) for sparse, dense in layer_memory(model, "adam") if "proj" in sparse.name]
+    return sum(s.total for s, _ in rows), sum(d.total for _, d in rows)
+
+
+def lm_table(runs: list[dict]) -> list[str]:
+    """The language-model table, one per data set: perplexities against the dense run, links, time, bytes of the
+    projections, and NIPS Table 3's LLaMA-60M (OpenWebText) perplexity as the GPU-scale reference."""
+    lines = []
+    for dataset in _datasets(runs):
+        here = [r for r in runs if r["summary"]["dataset"] == dataset]
+        dense = [r["summary"]["best_valid_ppl"] for r in here if r["summary"]["method"] == "fc"]
+        lines += [f"### {dataset}", "", "| method | sparsity | seeds | best valid ppl | final valid ppl | of dense ppl | "
+                  "links | train s | s/step | projections MiB (w+g+Adam+structure) | of dense | LLaMA-60M ppl "
+                  "(NIPS Table 3) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for sparsity in sorted({r["summary"]["sparsity"] for r in here}):
+            for method in LM_METHODS:
+                group = [r for r in here if r["summary"]["method"] == method and r["summary"]["sparsity"] == sparsity]
+                if not group:
+                    continue
+                s = lambda key: [r["summary"][key] for r in group]  # noqa: E731
+                ratio = f"{statistics.mean(s('best_valid_ppl')) / dense[0]:.3f}" if dense else "–"
+                used, full = projection_bytes(group[0]["config"])
+                reference = LLAMA_REFERENCE.get(("valid_ppl", "llama60m", "openwebtext", method, round(sparsity, 4)))
+                lines.append(f"| {method} | {sparsity:g} | {len(group)} | {mean_se(s('best_valid_ppl'))} | "
+                             f"{mean_se(s('final_valid_ppl'))} | {ratio} | {group[0]['summary']['links']:,} | "
+                             f"{statistics.mean(s('train_seconds')):.0f} | {statistics.mean(s('seconds_per_step')):.3f} | "
+                             f"{used / MIB:.2f} | {used / full:.1%} | {'–' if reference is None else reference[0]} |")
+        lines.append("")
+    return lines
+
+
 def records_table(runs_dir: str | Path) -> str:
-    """The markdown results table of the finished runs in ``runs_dir`` (MLP and Transformer runs each in their
-    layout), the unfinished ones listed, and every finished run's command."""
+    """The markdown results table of the finished runs in ``runs_dir`` (MLP, Transformer and language-model runs
+    each in their layout), the unfinished ones listed, and every finished run's command."""
     runs, unfinished = read_runs(runs_dir)
     lines = []
     mlp = [r for r in runs if r["summary"].get("model", "mlp") == "mlp"]
     transformer = [r for r in runs if r["summary"].get("model") == "transformer"]
+    lm = [r for r in runs if r["summary"].get("model") == "lm"]
     lines += mlp_table(mlp) if mlp else []
     lines += transformer_table(transformer) if transformer else []
+    lines += lm_table(lm) if lm else []
     if unfinished:
         lines += ["Unfinished: " + "; ".join(unfinished), ""]
     runs = sorted(runs, key=lambda r: tuple(r["summary"][k] for k in ("model", "dataset", "method", "seed")))

@@ -70,3 +70,33 @@ def test_table_command_prints_a_folder_and_refuses_an_empty_one(tmp_path):
     result = run_cli("table", tmp_path / "empty")
     assert result.returncode == 1 and result.stderr.strip() == f"error: {tmp_path / 'empty'}: no run folder (with a " \
                                                                f"config.json) in it"
+
+
+def _lm_run(folder, method, sparsity, seed, ppl):
+    config = vars(RECIPES["lm"].build_config(model="lm", method=method, sparsity=sparsity, seed=seed, d_model=32,
+                                             heads=4, layers=2, d_ff=64, vocab_size=100, out_dir="runs/lm"))
+    run = folder / f"lm-{method}-{sparsity}-{seed}"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "summary.json").write_text(json.dumps({
+        "model": "lm", "dataset": "multi30k", "method": method, "sparsity": config["sparsity"], "seed": seed,
+        "best_valid_ppl": ppl, "final_valid_ppl": ppl + 1, "links": 0 if method == "fc" else 1000,
+        "train_seconds": 100.0, "seconds_per_step": 0.5}))
+
+
+def test_language_model_rows_compare_with_dense_and_count_projection_bytes(tmp_path):
+    _lm_run(tmp_path, "fc", 0.0, 0, 40.0)
+    _lm_run(tmp_path, "chts", 0.9, 0, 44.0)
+    _lm_run(tmp_path, "chts", 0.9, 1, 48.0)
+    lines = records_table(tmp_path).splitlines()
+    fc = next(line for line in lines if line.startswith("| fc |"))
+    chts = next(line for line in lines if line.startswith("| chts |"))
+    assert fc.startswith("| fc | 0 | 1 | 40.00 | 41.00 | 1.000 | 0 |") and fc.endswith("| 100.0% | 26.56 |")
+    assert chts.startswith("| chts | 0.9 | 2 | 46.00 ± 2.00 | 47.00 ± 2.00 | 1.150 | 1,000 |")
+    assert chts.endswith("| 33.03 |")  # NIPS Table 3, LLaMA-60M at 90%
+    # projections: 2 blocks x (4 x 32x32 + 3 x 32x64) = 20,480 weights; dense 16 B each (w, g, 2 Adam moments)
+    dense_mib = 20480 * 16 / 2**20
+    sparse = [round(0.1 * n) for n in (1024,) * 8 + (2048,) * 6]
+    sparse_bytes = sum(16 * k + 4 * k + 8 * k for k in sparse) + sum(4 * (rows + 1) for rows in
+                                                                      (32,) * 8 + (64,) * 4 + (32,) * 2)
+    assert f"| {dense_mib:.2f} | 100.0% |" in fc and f"| {sparse_bytes / 2**20:.2f} | " in chts
