@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Queue for results/lm.md (issue 15): the default ~10M-parameter LLaMA-style model on the offline corpus
-# (Multi30k en+de + the WMT sample), 1,000 steps, seed 0: dense, then SET, RigL, CHTs, CHTss at 70% and 90%
+# (Multi30k en+de + the WMT sample), 1,000 steps, seed 0: dense, then CHTs (the headline method, first), SET, RigL, CHTss at 70% and 90%
 # sparsity of the attention and MLP projections.
 # Resumable: finished runs (summary.json) are skipped, interrupted ones continue from their last checkpoint.
 # Usage: bash results/run_lm.sh   (from the repository root; OMP_NUM_THREADS default 2)
@@ -18,5 +18,5 @@ run() {  # method sparsity
 }
 run fc 0
 for sparsity in 0.7 0.9; do
-  for method in set rigl chts chtss; do run $method $sparsity; done
+  for method in chts set rigl chtss; do run $method $sparsity; done
 done
