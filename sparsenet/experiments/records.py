@@ -143,7 +143,7 @@ def transformer_table(runs: list[dict]) -> list[str]:
     for dataset in _datasets(runs):
         lines += [f"### {dataset}", "", "| method | seeds | sacreBLEU | BLEU (tok., lc) | paper 90% (FC: 95%) | "
                   "best valid ppl | links (reported) | train s | s/step | params MiB | indices+CSR MiB | Adam MiB |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for method in TRANSFORMER_METHODS:
             group = [r for r in runs if r["summary"]["dataset"] == dataset and r["summary"]["method"] == method]
             paper = _paper("bleu", {"dataset": dataset, "method": method, "sparsity": 0.9})
@@ -185,8 +185,8 @@ def lm_table(runs: list[dict]) -> list[str]:
         here = [r for r in runs if r["summary"]["dataset"] == dataset]
         dense = [r["summary"]["best_valid_ppl"] for r in here if r["summary"]["method"] == "fc"]
         lines += [f"### {dataset}", "", "| method | sparsity | seeds | best valid ppl | final valid ppl | of dense ppl | "
-                  "links | train s | s/step | projections MiB (w+g+Adam+structure) | of dense | LLaMA-60M ppl "
-                  "(NIPS Table 3) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "links | train s | s/step | updates / steps time | projections MiB (w+g+Adam+structure) | of dense | "
+                  "LLaMA-60M ppl (NIPS Table 3) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for sparsity in sorted({r["summary"]["sparsity"] for r in here}):
             for method in LM_METHODS:
                 group = [r for r in here if r["summary"]["method"] == method and r["summary"]["sparsity"] == sparsity]
@@ -195,11 +195,14 @@ def lm_table(runs: list[dict]) -> list[str]:
                 s = lambda key: [r["summary"][key] for r in group]  # noqa: E731
                 ratio = f"{statistics.mean(s('best_valid_ppl')) / dense[0]:.3f}" if dense else "–"
                 used, full = projection_bytes(group[0]["config"])
+                overhead = [r["summary"].get("update_overhead") for r in group]
+                overhead = "–" if method == "fc" or None in overhead else f"{statistics.mean(overhead):.1%}"
                 reference = LLAMA_REFERENCE.get(("valid_ppl", "llama60m", "openwebtext", method, round(sparsity, 4)))
                 lines.append(f"| {method} | {sparsity:g} | {len(group)} | {mean_se(s('best_valid_ppl'))} | "
                              f"{mean_se(s('final_valid_ppl'))} | {ratio} | {group[0]['summary']['links']:,} | "
                              f"{statistics.mean(s('train_seconds')):.0f} | {statistics.mean(s('seconds_per_step')):.3f} | "
-                             f"{used / MIB:.2f} | {used / full:.1%} | {'–' if reference is None else reference[0]} |")
+                             f"{overhead} | {used / MIB:.2f} | {used / full:.1%} | "
+                             f"{'–' if reference is None else reference[0]} |")
         lines.append("")
     return lines
 

@@ -150,17 +150,19 @@ def train(config: LanguageConfig, resume: str | Path | None = None) -> dict:
     engine = TopologyEngine(model, optimizer, method, method_schedule(method, config.update_interval,
                                                                       config.train_steps, config.zeta),
                             density=final, seed=config.seed)
-    step, best, seconds = 0, math.inf, 0.0
+    step, best, seconds, update_seconds, valid_seconds = 0, math.inf, 0.0, 0.0, 0.0
     if checkpoint:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         engine.load_state_dict(checkpoint["engine"])
         set_rng_state(checkpoint["rng"], {"data": data_generator})
         step, best, seconds = checkpoint["step"], checkpoint["best"], checkpoint["seconds"]
+        update_seconds = checkpoint.get("update_seconds", 0.0)  # absent from checkpoints before the field
+        valid_seconds = checkpoint.get("valid_seconds", 0.0)
     tracker = Tracker(run_dir, dataclasses.asdict(config), config.wandb, resume=bool(checkpoint))
     tracker.truncate(-(-step // config.eval_every))
     progress = tqdm(total=config.train_steps, initial=step, disable=config.quiet or None, desc="steps")
-    started, loss_sum, loss_count, fastest = time.perf_counter(), 0.0, 0, math.inf
+    started, loss_sum, loss_count, updating, fastest = time.perf_counter(), 0.0, 0, 0.0, math.inf
     while step < config.train_steps:
         loss = _loss(model, *random_windows(data.train, config.batch_size, config.context, data_generator))
         loss.backward()
@@ -174,28 +176,31 @@ def train(config: LanguageConfig, resume: str | Path | None = None) -> dict:
         if evaluating:  # before this step's topology update
             valid_started = time.perf_counter()
             valid_loss = validation_loss(model, data.valid, config)
-            valid_seconds = time.perf_counter() - valid_started
+            validating = time.perf_counter() - valid_started
+            valid_seconds += validating
             record = {"step": step, "train_loss": loss_sum / loss_count, "valid_loss": valid_loss,
                       "valid_ppl": math.exp(min(valid_loss, 50)), "links": sum(l.nnz for l in sparse_layers(model)),
                       "lr": learning_rate(step, config)}
             if engine.at_final_density(step) and valid_loss < best:
                 best = valid_loss
                 save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
-        engine.step(step)
+        update = engine.step(step)
+        updating += update["seconds"] if update else 0.0
         optimizer.zero_grad(set_to_none=True)
         if evaluating:
             interval = time.perf_counter() - started
             seconds += interval
-            fastest = min(fastest, (interval - valid_seconds) / loss_count)  # training steps only
-            tracker.log({**record, "seconds": seconds}, step=step)
+            update_seconds += updating
+            fastest = min(fastest, (interval - validating - updating) / loss_count)  # optimizer steps only
+            tracker.log({**record, "seconds": seconds, "update_seconds": update_seconds}, step=step)
             save_checkpoint(run_dir / "checkpoint.pt", {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "engine": engine.state_dict(),
                 "rng": rng_state({"data": data_generator}), "step": step, "best": best, "seconds": seconds,
-                "config": dataclasses.asdict(config)})
+                "update_seconds": update_seconds, "valid_seconds": valid_seconds, "config": dataclasses.asdict(config)})
             if not config.quiet:
                 tqdm.write(f"step {step}: train loss {record['train_loss']:.3f}  valid ppl {record['valid_ppl']:.2f}",
                            file=sys.stderr)
-            started, loss_sum, loss_count = time.perf_counter(), 0.0, 0
+            started, loss_sum, loss_count, updating = time.perf_counter(), 0.0, 0, 0.0
     progress.close()
     final_loss = validation_loss(model, data.valid, config)
     if not (run_dir / "best.pt").exists():
@@ -206,6 +211,8 @@ def train(config: LanguageConfig, resume: str | Path | None = None) -> dict:
                "seed": config.seed, "train_steps": config.train_steps, "best_valid_loss": best,
                "best_valid_ppl": math.exp(min(best, 50)), "final_valid_ppl": math.exp(min(final_loss, 50)),
                "train_seconds": seconds, "seconds_per_step": None if fastest == math.inf else fastest,
+               "update_seconds": update_seconds,  # topology updates; their share of the optimizer steps' time:
+               "update_overhead": update_seconds / max(seconds - valid_seconds - update_seconds, 1e-9),
                "train_tokens": data.train.numel(), "links": sum(l.nnz for l in layers),
                "nnz": sum(p.numel() for p in model.parameters()),
                "dense_params": sum(p.numel() for p in model.parameters())

@@ -41,7 +41,7 @@ def _cache(tmp_path, monkeypatch):
 
 def _records(run_dir) -> list[dict]:
     lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines]
+    return [{k: v for k, v in json.loads(line).items() if not k.endswith("seconds")} for line in lines]  # timings
 
 
 @pytest.mark.parametrize("method", ["fc", "chts"])
@@ -54,6 +54,9 @@ def test_tiny_run_learns_and_reports_perplexity(tmp_path, method):
     assert summary["best_valid_ppl"] < 60  # far below the uniform model's vocabulary-sized perplexity
     projections = 2 * (4 * 32 * 32 + 3 * 32 * 64)
     assert summary["links"] == (0 if method == "fc" else projections // 2)
+    timed = [json.loads(line)["update_seconds"] for line in (Path(summary["run_dir"]) / "metrics.jsonl").open()]
+    assert timed == sorted(timed) and timed[-1] == summary["update_seconds"]  # cumulative topology-update time
+    assert (summary["update_seconds"] == 0) == (method == "fc") and 0 <= summary["update_overhead"] < 10
 
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
