@@ -4,14 +4,11 @@ perplexity every ``eval_every`` steps (before that step's topology update), the 
 evaluations at the final density."""
 import dataclasses
 import math
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from ..data import DataError
 from ..data.text import TEXT_DATASETS, consecutive_windows, load_text, random_windows
@@ -22,6 +19,7 @@ from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporar
                          set_rng_state)
 from .config import (RunConfig, check_fraction, check_free_space, check_positive_ints, check_run_options,
                      check_sparse_method, option, start_density, with_presets)
+from .steps import StepClock, train_steps
 from .tracking import Tracker, default_run_name
 
 
@@ -150,69 +148,31 @@ def train(config: LanguageConfig, resume: str | Path | None = None) -> dict:
     engine = TopologyEngine(model, optimizer, method, method_schedule(method, config.update_interval,
                                                                       config.train_steps, config.zeta),
                             density=final, seed=config.seed)
-    step, best, seconds, update_seconds, valid_seconds = 0, math.inf, 0.0, 0.0, 0.0
     if checkpoint:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         engine.load_state_dict(checkpoint["engine"])
         set_rng_state(checkpoint["rng"], {"data": data_generator})
-        step, best, seconds = checkpoint["step"], checkpoint["best"], checkpoint["seconds"]
-        update_seconds = checkpoint.get("update_seconds", 0.0)  # absent from checkpoints before the field
-        valid_seconds = checkpoint.get("valid_seconds", 0.0)
+    clock = StepClock.from_checkpoint(checkpoint)
     tracker = Tracker(run_dir, dataclasses.asdict(config), config.wandb, resume=bool(checkpoint))
-    tracker.truncate(-(-step // config.eval_every))
-    progress = tqdm(total=config.train_steps, initial=step, disable=config.quiet or None, desc="steps")
-    started, loss_sum, loss_count, updating, fastest = time.perf_counter(), 0.0, 0, 0.0, math.inf
-    while step < config.train_steps:
-        loss = _loss(model, *random_windows(data.train, config.batch_size, config.context, data_generator))
-        loss.backward()
-        step += 1
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, config)
-        optimizer.step()
-        loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
-        progress.update()
-        evaluating = step % config.eval_every == 0 or step == config.train_steps
-        if evaluating:  # before this step's topology update
-            valid_started = time.perf_counter()
-            valid_loss = validation_loss(model, data.valid, config)
-            validating = time.perf_counter() - valid_started
-            valid_seconds += validating
-            record = {"step": step, "train_loss": loss_sum / loss_count, "valid_loss": valid_loss,
-                      "valid_ppl": math.exp(min(valid_loss, 50)), "links": sum(l.nnz for l in sparse_layers(model)),
-                      "lr": learning_rate(step, config)}
-            if engine.at_final_density(step) and valid_loss < best:
-                best = valid_loss
-                save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
-        update = engine.step(step)
-        updating += update["seconds"] if update else 0.0
-        optimizer.zero_grad(set_to_none=True)
-        if evaluating:
-            interval = time.perf_counter() - started
-            seconds += interval
-            update_seconds += updating
-            fastest = min(fastest, (interval - validating - updating) / loss_count)  # optimizer steps only
-            tracker.log({**record, "seconds": seconds, "update_seconds": update_seconds}, step=step)
-            save_checkpoint(run_dir / "checkpoint.pt", {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "engine": engine.state_dict(),
-                "rng": rng_state({"data": data_generator}), "step": step, "best": best, "seconds": seconds,
-                "update_seconds": update_seconds, "valid_seconds": valid_seconds, "config": dataclasses.asdict(config)})
-            if not config.quiet:
-                tqdm.write(f"step {step}: train loss {record['train_loss']:.3f}  valid ppl {record['valid_ppl']:.2f}",
-                           file=sys.stderr)
-            started, loss_sum, loss_count, updating = time.perf_counter(), 0.0, 0, 0.0
-    progress.close()
+    tracker.truncate(-(-clock.step // config.eval_every))  # one record per evaluation (and at the last step)
+    train_steps(model, optimizer, engine, tracker, run_dir, clock, train_steps=config.train_steps,
+                eval_every=config.eval_every,
+                batch_loss=lambda: _loss(model, *random_windows(data.train, config.batch_size, config.context,
+                                                                data_generator)),
+                learning_rate=lambda step: learning_rate(step, config),
+                validation_loss=lambda: validation_loss(model, data.valid, config),
+                data_state=lambda: {"rng": rng_state({"data": data_generator})},
+                config=dataclasses.asdict(config), quiet=config.quiet)
     final_loss = validation_loss(model, data.valid, config)
     if not (run_dir / "best.pt").exists():
         save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
     model.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
     layers = sparse_layers(model)
     summary = {"model": "lm", "dataset": config.dataset, "method": config.method, "sparsity": config.sparsity,
-               "seed": config.seed, "train_steps": config.train_steps, "best_valid_loss": best,
-               "best_valid_ppl": math.exp(min(best, 50)), "final_valid_ppl": math.exp(min(final_loss, 50)),
-               "train_seconds": seconds, "seconds_per_step": None if fastest == math.inf else fastest,
-               "update_seconds": update_seconds,  # topology updates; their share of the optimizer steps' time:
-               "update_overhead": update_seconds / max(seconds - valid_seconds - update_seconds, 1e-9),
+               "seed": config.seed, "train_steps": config.train_steps, "best_valid_loss": clock.best,
+               "best_valid_ppl": math.exp(min(clock.best, 50)), "final_valid_ppl": math.exp(min(final_loss, 50)),
+               **clock.summary(),
                "train_tokens": data.train.numel(), "links": sum(l.nnz for l in layers),
                "nnz": sum(p.numel() for p in model.parameters()),
                "dense_params": sum(p.numel() for p in model.parameters())

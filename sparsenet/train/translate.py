@@ -1,15 +1,11 @@
 """Machine-translation recipe (the paper's Transformer protocol, method.md §8.2): Adam β2 0.998, label
 smoothing 0.1, the "inoam" schedule, token-bucket batches, best-validation checkpoint, beam search, BLEU."""
 import dataclasses
-import math
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from ..data import load_translation
 from ..data.bpe import BOS, EOS, PAD
@@ -22,6 +18,7 @@ from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporar
                          set_rng_state)
 from .config import (RunConfig, check_fraction, check_free_space, check_positive_ints, check_run_options,
                      check_sparse_method, option, start_density, with_presets)
+from .steps import StepClock, train_steps
 from .tracking import Tracker, default_run_name
 
 
@@ -191,6 +188,33 @@ def decode(model, sources: list[list[int]], config: TranslateConfig, chunk: int 
     return hypotheses
 
 
+class EpochBatches:
+    """Token-bucket training batches (``token_batches``), epoch after epoch, each epoch reshuffled from
+    ``generator``. ``state()`` (epoch, position, the generator's state at the epoch's start) is what a
+    checkpoint keeps: restoring that generator state and passing ``epoch, position`` redraws the same epoch
+    and continues at the same batch."""
+
+    def __init__(self, sources: list, targets: list, batch_tokens: int, generator: torch.Generator,
+                 epoch: int = 0, position: int = 0):
+        self.sources, self.targets, self.batch_tokens, self.generator = sources, targets, batch_tokens, generator
+        self.epoch, self.position = epoch, position
+        self._draw()
+
+    def _draw(self) -> None:
+        self.epoch_start = self.generator.get_state()
+        self.batches = token_batches(self.sources, self.targets, self.batch_tokens, self.generator)
+
+    def next(self):
+        if self.position == len(self.batches):
+            self.epoch, self.position = self.epoch + 1, 0
+            self._draw()
+        self.position += 1
+        return self.batches[self.position - 1]
+
+    def state(self) -> dict:
+        return {"rng": {**rng_state({}), "data": self.epoch_start}, "epoch": self.epoch, "position": self.position}
+
+
 def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
     """Train with validation every ``eval_every`` steps (before that step's topology update), keep the
     best-validation model among evaluations at the final density, report its test BLEU."""
@@ -218,65 +242,29 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=0.0, betas=(0.9, 0.998))
     schedule = method_schedule(method, config.update_interval, config.train_steps, config.zeta)
     engine = TopologyEngine(model, optimizer, method, schedule, density=final, seed=config.seed)
-    sources, targets = data.train
     valid = token_batches(*data.valid, config.batch_tokens, shuffle=False)
-    step, epoch, position, best, seconds = 0, 0, 0, math.inf, 0.0
     if checkpoint:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         engine.load_state_dict(checkpoint["engine"])
         set_rng_state(checkpoint["rng"], {"data": data_generator})  # the epoch's start: its batches are redrawn
-        step, epoch, position, best, seconds = (checkpoint[k] for k in ("step", "epoch", "position", "best",
-                                                                         "seconds"))
+    batches = EpochBatches(*data.train, config.batch_tokens, data_generator,
+                           *((checkpoint["epoch"], checkpoint["position"]) if checkpoint else ()))
+    clock = StepClock.from_checkpoint(checkpoint)
     tracker = Tracker(run_dir, dataclasses.asdict(config), config.wandb, resume=bool(checkpoint))
-    tracker.truncate(-(-step // config.eval_every))  # one record per evaluation (and at the last step)
-    epoch_start = data_generator.get_state()
-    batches = token_batches(sources, targets, config.batch_tokens, data_generator)
-    progress = tqdm(total=config.train_steps, initial=step, disable=config.quiet or None, desc="steps")
+    tracker.truncate(-(-clock.step // config.eval_every))  # one record per evaluation (and at the last step)
     rewarm = method.removal is not None
-    started, loss_sum, loss_count = time.perf_counter(), 0.0, 0
-    while step < config.train_steps:
-        if position == len(batches):
-            epoch, position = epoch + 1, 0
-            epoch_start = data_generator.get_state()
-            batches = token_batches(sources, targets, config.batch_tokens, data_generator)
-        loss, _ = _loss(model, batches[position], config.label_smoothing)
-        position += 1
-        loss.backward()
-        step += 1
-        for group in optimizer.param_groups:
-            group["lr"] = inoam(step, config, rewarm)
-        optimizer.step()
-        loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
-        progress.update()
-        evaluating = step % config.eval_every == 0 or step == config.train_steps
-        if evaluating:  # before this step's topology update, as the authors' trainer
-            valid_loss = validation_loss(model, valid)
-            record = {"step": step, "train_loss": loss_sum / loss_count, "valid_loss": valid_loss,
-                      "valid_ppl": math.exp(min(valid_loss, 50)), "links": sum(l.nnz for l in sparse_layers(model))}
-            if engine.at_final_density(step) and valid_loss < best:  # select only at the final density
-                best = valid_loss
-                save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
-        engine.step(step)
-        optimizer.zero_grad(set_to_none=True)
-        if evaluating:
-            seconds += time.perf_counter() - started
-            tracker.log({**record, "seconds": seconds}, step=step)
-            save_checkpoint(run_dir / "checkpoint.pt", {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "engine": engine.state_dict(),
-                "rng": {**rng_state({}), "data": epoch_start}, "step": step, "epoch": epoch, "position": position,
-                "best": best, "seconds": seconds, "config": dataclasses.asdict(config)})
-            if not config.quiet:
-                tqdm.write(f"step {step}: train loss {record['train_loss']:.3f}  valid loss {valid_loss:.3f}",
-                           file=sys.stderr)
-            started, loss_sum, loss_count = time.perf_counter(), 0.0, 0
-    progress.close()
+    train_steps(model, optimizer, engine, tracker, run_dir, clock, train_steps=config.train_steps,
+                eval_every=config.eval_every, batch_loss=lambda: _loss(model, batches.next(), config.label_smoothing)[0],
+                learning_rate=lambda step: inoam(step, config, rewarm),
+                validation_loss=lambda: validation_loss(model, valid), data_state=batches.state,
+                config=dataclasses.asdict(config), quiet=config.quiet)
     if not (run_dir / "best.pt").exists():  # no finite validation loss at the final density: report the last
         save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
     model.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
     summary = {"model": "transformer", "dataset": config.dataset, "method": config.method,
                "sparsity": config.sparsity, "seed": config.seed, "preset": config.preset,
-               "train_steps": config.train_steps, "best_valid_loss": best, "train_seconds": seconds,
+               "train_steps": config.train_steps, "best_valid_loss": clock.best, **clock.summary(),
                "links": sum(l.nnz for l in sparse_layers(model)), "nnz": sum(p.numel() for p in model.parameters()),
                "dense_params": sum(p.numel() for p in model.parameters())
                + sum(l.out_features * l.in_features - l.nnz for l in sparse_layers(model)), "run_dir": str(run_dir)}

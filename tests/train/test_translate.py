@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparsenet.train import translate
+from sparsenet.train import steps, translate
 from sparsenet.train.translate import bleu, build_config, inoam
 from tests.data.test_translation_data import _corpus
 
@@ -40,7 +40,7 @@ def test_tiny_run_trains_decodes_and_reports_bleu(tmp_path):
 
 def _records(run_dir: Path) -> list[dict]:
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines]
+    return [{k: v for k, v in json.loads(line).items() if not k.endswith("seconds")} for line in lines]  # no timings
 
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
@@ -217,7 +217,7 @@ def test_resume_after_a_crash_between_metrics_and_checkpoint_keeps_one_line_per_
     monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))
     options = _tiny_options(tmp_path, train_steps=60, sparsity=0.5)
     whole = translate.train(build_config(**options, run_name="whole"))
-    real_save, saves = translate.save_checkpoint, []
+    real_save, saves = steps.save_checkpoint, []
 
     def die_at_second_checkpoint(path, state):
         saves.append(Path(path).name)
@@ -225,12 +225,12 @@ def test_resume_after_a_crash_between_metrics_and_checkpoint_keeps_one_line_per_
             raise KeyboardInterrupt
         real_save(path, state)
 
-    monkeypatch.setattr(translate, "save_checkpoint", die_at_second_checkpoint)
+    monkeypatch.setattr(steps, "save_checkpoint", die_at_second_checkpoint)
     with pytest.raises(KeyboardInterrupt):
         translate.train(build_config(**options, run_name="cut"))
     cut = tmp_path / "runs" / "cut"
     assert len(_records(cut)) == 2  # the second evaluation's line is there, its checkpoint is not
-    monkeypatch.setattr(translate, "save_checkpoint", real_save)
+    monkeypatch.setattr(steps, "save_checkpoint", real_save)
     translate.train(None, resume=cut)
     assert _records(cut) == _records(Path(whole["run_dir"])) and len(_records(cut)) == 3
 
@@ -239,7 +239,7 @@ def test_best_checkpoint_is_written_only_when_validation_improves(tmp_path, monk
     """Scripted validation losses 3, 1, 2, 0.5, 4 at the five evaluations: best.pt is written at the first,
     second and fourth only, and the reported model is the fourth's."""
     monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))
-    scripted, real_save = [3.0, 1.0, 2.0, 0.5, 4.0], translate.save_checkpoint
+    scripted, real_save = [3.0, 1.0, 2.0, 0.5, 4.0], steps.save_checkpoint
     evaluations, written = [], []  # written: (evaluation number, the saved model)
 
     def scripted_loss(model, batches):
@@ -251,7 +251,7 @@ def test_best_checkpoint_is_written_only_when_validation_improves(tmp_path, monk
             written.append((len(evaluations), {k: v.clone() for k, v in state["model"].items()}))
         real_save(path, state)
 
-    monkeypatch.setattr(translate, "save_checkpoint", save)
+    monkeypatch.setattr(steps, "save_checkpoint", save)
     monkeypatch.setattr(translate, "validation_loss", scripted_loss)
     summary = translate.train(build_config(**_tiny_options(tmp_path, train_steps=100, method="set", sparsity=0.5)))
     assert [evaluation for evaluation, _ in written] == [1, 2, 4]
