@@ -9,23 +9,26 @@ ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
 class MLP(nn.Module):
-    """``in → hidden... → classes``: hidden layers ``SparseLinear`` at ``density`` (``nn.Linear`` when
-    ``dense``), the output layer always dense. Input ``(batch, in)``; output logits ``(batch, classes)``.
+    """``in → hidden... → classes``: hidden layers ``SparseLinear`` at ``density`` (one for all, or one per
+    hidden layer; ``nn.Linear`` when ``dense``), the output layer always dense. Input ``(batch, in)``; output logits ``(batch, classes)``.
 
     Declares its hidden stack as one percolation chain: the last hidden layer feeds the dense output
     layer, so its outputs are never percolated.
     """
 
     def __init__(self, in_features: int = 784, hidden: tuple = (1568, 1568, 1568), classes: int = 10,
-                 density: float = 0.01, dense: bool = False, activation: str = "relu",
+                 density: float | list[float] = 0.01, dense: bool = False, activation: str = "relu",
                  generator: torch.Generator | None = None):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
         sizes = (in_features, *hidden)
+        densities = list(density) if isinstance(density, (list, tuple)) else [density] * len(hidden)
+        if len(densities) != len(hidden):
+            raise ValueError(f"density: {len(densities)} values for {len(hidden)} hidden layers")
         self.hidden = nn.ModuleList(
-            nn.Linear(a, b) if dense else SparseLinear(a, b, density=density, generator=generator)
-            for a, b in zip(sizes, sizes[1:]))
+            nn.Linear(a, b) if dense else SparseLinear(a, b, density=d, generator=generator)
+            for a, b, d in zip(sizes, sizes[1:], densities))
         self.activation = ACTIVATIONS[activation]()
         self.output = nn.Linear(sizes[-1], classes)
 

@@ -40,19 +40,25 @@ def layer_densities(shapes: list[tuple[int, int]], density: float, distribution:
 
 
 @torch.no_grad()
-def init_sparse_model(model: nn.Module, init: str = "er", density: float = 0.01, weights: str = "swi",
+def init_sparse_model(model: nn.Module, init: str = "er", density: float | list[float] = 0.01, weights: str = "swi",
                       distribution: str = "uniform", generator: torch.Generator | None = None,
                       equal_partition: bool = False, resort: bool = False, **options) -> None:
     """Give every ``SparseLinear`` of ``model`` a fresh topology and values, in place.
 
     ``init``: a name of ``INITIALIZERS`` (options such as ``beta``, ``r``, ``degree_dist``, ``features``
-    are passed on); ``weights``: a name of ``WEIGHT_INITS``; ``equal_partition``: rewire the first
+    are passed on); ``density``: one for all layers (spread by ``distribution``) or one per sparse layer;
+    ``weights``: a name of ``WEIGHT_INITS``; ``equal_partition``: rewire the first
     layer's input side to equal degrees; ``resort``: align hidden-neuron degrees between consecutive
     layers that chain (out of one = in of the next). Which layers stay dense is the model's choice: only
     ``SparseLinear`` modules are touched. Optimizer state must be created after this call.
     """
     layers = sparse_layers(model)
-    densities = layer_densities([layer.shape for layer in layers], density, distribution)
+    if isinstance(density, (list, tuple)):
+        if len(density) != len(layers):
+            raise ValueError(f"density: {len(density)} values for {len(layers)} sparse layers")
+        densities = [check_density(d) for d in density]
+    else:
+        densities = layer_densities([layer.shape for layer in layers], density, distribution)
     topologies = [make_topology(init, layer.out_features, layer.in_features, d, generator, **options)
                   for layer, d in zip(layers, densities)]
     if equal_partition and layers:

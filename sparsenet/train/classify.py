@@ -11,14 +11,15 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from ..data import VisionData, load_vision, split_validation
-from ..data.vision import image_shape
+from ..data.vision import DATASETS, image_shape
 from ..evolution import DensitySchedule, TopologyEngine, method_schedule
 from ..models import MLP
 from ..topology import copy_topology, init_sparse_model, sparse_layers
 from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
                          set_rng_state)
 from .config import (RunConfig, check_fraction, check_free_space, check_positive_ints, check_run_options,
-                     check_sparse_method, option, start_density, with_presets)
+                     check_sparse_method, option, with_presets)
+from .memory_plan import check_plan, plan_mlp
 from .tracking import Tracker, default_run_name
 
 
@@ -50,6 +51,16 @@ class ClassifyConfig(RunConfig):
     density_schedule: str | None = option(None, "constant, elastic (MEST) or sigmoid (CHTss, from 50% density) "
                                           "(default: the method's).")
     historical_weights: bool | None = option(None, "regrown links restart from their last value instead of 0.")
+    links_per_neuron: float | None = option(None, "give each sparse layer K·(in + out)/2 links, K per neuron on "
+                                            "average (ERK-shaped, as RigL's), instead of one --sparsity for every "
+                                            "layer; for very wide MLPs, where one sparsity leaves the 784-input "
+                                            "layer nearly empty (--hidden 333334,333333,333333 --links_per_neuron "
+                                            "10: a million neurons, 8.3M links). The run's sparsity is derived.")
+    checkpoint_every: int | None = option(None, "also checkpoint every N training steps inside an epoch, for "
+                                          "long epochs (a resumed run continues mid-epoch exactly); default: "
+                                          "after each epoch only.")
+    memory_limit: float | None = option(None, "GiB the run may take: the memory plan printed before training "
+                                        "must fit (default: the machine's available memory).")
     valid_fraction: float = option(0.1, "share of each class's training images held out (seeded) for model "
                                    "selection; 0 trains on the whole training set (the paper's protocol) and "
                                    "reports no at-best-validation accuracy.")
@@ -57,8 +68,23 @@ class ClassifyConfig(RunConfig):
     def validate(self) -> "ClassifyConfig":
         if self.model != "mlp":
             raise ValueError(f"unknown model {self.model!r} for image classification; choose from ['mlp']")
+        if image_shape(self.dataset) is None:
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose from {list(DATASETS)}")
+        if self.links_per_neuron is not None:
+            if self.method == "fc":
+                raise ValueError("--links_per_neuron sets a sparse topology; the dense fc has none")
+            if not self.links_per_neuron > 0:
+                raise ValueError(f"--links_per_neuron must be > 0, got {self.links_per_neuron!r}")
+            sizes = [a * b for a, b in self.sparse_shapes()]
+            self.sparsity = 1.0 - sum(d * n for d, n in zip(self.final_densities(), sizes)) / sum(sizes)
+            if self.sparsity <= 0.0:
+                raise ValueError(f"--links_per_neuron {self.links_per_neuron:g} makes every hidden layer dense; "
+                                 "use --method fc")
         check_run_options(self)
-        check_positive_ints(self, ("epochs", "batch_size"))
+        check_positive_ints(self, ("epochs", "batch_size", *(("checkpoint_every",) if self.checkpoint_every
+                                                             is not None else ())))
+        if self.memory_limit is not None and not self.memory_limit > 0:
+            raise ValueError(f"--memory_limit must be > 0 GiB, got {self.memory_limit!r}")
         check_fraction(self, "valid_fraction")
         check_sparse_method(self)
         check_free_space(self)
@@ -69,19 +95,38 @@ class ClassifyConfig(RunConfig):
         features, classes = image_shape(self.dataset) or (None, None)
         return (features, *map(int, self.hidden), classes)
 
+    def sparse_shapes(self) -> list[tuple[int, int]]:
+        """``(in, out)`` of each hidden layer (the sparse ones; the output layer is dense)."""
+        sizes = self.layer_sizes()
+        return list(zip(sizes[:-2], sizes[1:-1]))
+
+    def final_densities(self) -> list[float]:
+        """Each hidden layer's final density: ``1 - sparsity``, or ``K (in + out) / (2 in out)`` (at most 1)
+        with ``--links_per_neuron K``."""
+        if self.links_per_neuron is None:
+            return [1.0 - self.sparsity] * len(self.hidden)
+        return [min(1.0, self.links_per_neuron * (a + b) / (2 * a * b)) for a, b in self.sparse_shapes()]
+
+    def start_densities(self) -> list[float]:
+        """Each hidden layer's density at the start (the method's density schedule: CHTss starts at 50%)."""
+        schedule = self.engine_method().density_schedule
+        return [DensitySchedule(d, schedule).start() for d in self.final_densities()]
+
     def parameter_counts(self) -> tuple[int, int]:
         """``(links at the start density, dense parameters)`` of the MLP (``(0, 0)`` for an unknown data set)."""
         sizes = self.layer_sizes()
         if None in sizes:
             return 0, 0
-        hidden = sum(a * b for a, b in zip(sizes[:-1], sizes[1:-1]))  # the sparse layers; the output is dense
+        hidden = [a * b for a, b in self.sparse_shapes()]
         dense = sizes[-2] * sizes[-1] + sum(sizes[1:])
-        density = start_density(self)
-        return (0, hidden + dense) if density is None else (round(density * hidden), dense)
+        if self.method == "fc":
+            return 0, sum(hidden) + dense
+        return sum(round(d * n) for d, n in zip(self.start_densities(), hidden)), dense
 
     @property
     def name(self) -> str:
-        base = f"mlp-{self.dataset}-{self.method}-s{self.sparsity:g}-seed{self.seed}"
+        shape = f"s{self.sparsity:g}" if self.links_per_neuron is None else f"k{self.links_per_neuron:g}"
+        base = f"mlp-{self.dataset}-{self.method}-{shape}-seed{self.seed}"
         return self.run_name or default_run_name(base)
 
 
@@ -93,13 +138,15 @@ PRESETS = {  # per data set: what differs from the paper's MLP protocol
 def build_config(**options) -> ClassifyConfig:
     """Defaults, then the data set's preset, then the given (non-None) options; validated."""
     dataset = options.get("dataset") or ClassifyConfig.dataset
+    if options.get("links_per_neuron") is not None and options.get("sparsity") is not None:
+        raise ValueError("give --sparsity or --links_per_neuron, not both (the links per neuron set the sparsity)")
     return with_presets(ClassifyConfig, options, PRESETS.get(dataset, {})).validate()
 
 
 def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator):
     method = config.engine_method()
     dense = config.method == "fc"
-    density = DensitySchedule(1.0 - config.sparsity, method.density_schedule).start()
+    density = config.start_densities()
     model = MLP(data.features, config.hidden, data.classes, density=density, dense=dense,
                 activation=config.activation, generator=generator)
     if config.init_topology:  # validate() ensured a sparse method
@@ -115,13 +162,20 @@ def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator)
     steps_per_epoch = math.ceil(data.train_x.shape[0] / config.batch_size)
     schedule = method_schedule(method, steps_per_epoch * config.update_interval, steps_per_epoch * config.epochs,
                                config.zeta)
-    engine = TopologyEngine(model, optimizer, method, schedule, density=1.0 - config.sparsity, seed=config.seed)
+    engine = TopologyEngine(model, optimizer, method, schedule, density=None if dense else config.final_densities(),
+                            seed=config.seed)
     return model, optimizer, scheduler, engine, steps_per_epoch
 
 
 def _init_options(init: str, config: ClassifyConfig, data: VisionData) -> dict:
     return {"bsw": {"beta": config.beta}, "brf": {"r": config.r, "degree_dist": config.degree_dist},
             "csti": {"features": data.train_x}}.get(init, {})
+
+
+def evaluation_chunk(hidden: tuple) -> int:
+    """Images per evaluation forward: 1000, fewer for layers so wide that chunk x width would pass 2**25
+    (128 MiB of float32 activations)."""
+    return max(1, min(1000, 2**25 // max(map(int, hidden))))
 
 
 @torch.no_grad()
@@ -170,29 +224,40 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
         config = ClassifyConfig(**checkpoint["config"])
     data = split_validation(load_vision(config.dataset, config.data_dir, config.download),  # fails before any
                             config.valid_fraction, config.seed)                              # file is written
+    chunk = evaluation_chunk(config.hidden)
+    plan = plan_mlp(config.layer_sizes(), list(map(max, config.start_densities(), config.final_densities())),
+                    config.batch_size, chunk, 1 if config.momentum else 0,
+                    sum(t.numel() * t.element_size() for t in vars(data).values() if isinstance(t, torch.Tensor)),
+                    dense=config.method == "fc")
+    check_plan(plan, config.memory_limit)  # before the model exists
+    if not config.quiet:
+        print(plan.describe(), file=sys.stderr)
     torch.manual_seed(config.seed)
     init_generator = torch.Generator().manual_seed(config.seed)
     data_generator = torch.Generator().manual_seed(config.seed + 1)
     model, optimizer, scheduler, engine, steps_per_epoch = _build(config, data, init_generator)
     start_epoch, global_step, history = 0, 0, {"train_seconds": 0.0}
     best = {"test_accuracy": None, "valid_accuracy": None, "test_accuracy_at_best_valid": None, "epoch": None}
+    within = {"position": 0, "loss_sum": 0.0, "correct": 0, "seconds": 0.0}  # a mid-epoch checkpoint's progress
     if checkpoint:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         engine.load_state_dict(checkpoint["engine"])
-        set_rng_state(checkpoint["rng"], {"data": data_generator})
+        set_rng_state(checkpoint["rng"], {"data": data_generator})  # mid-epoch: the epoch's start
         start_epoch, global_step, best, history = (checkpoint["epoch"], checkpoint["global_step"], checkpoint["best"],
                                                    checkpoint["history"])
+        within = checkpoint.get("within", within)  # absent from checkpoints written before mid-epoch ones
     tracker = Tracker(run_dir, dataclasses.asdict(config), config.wandb, resume=bool(checkpoint))
     tracker.truncate(start_epoch)
     n = data.train_x.shape[0]
     for epoch in range(start_epoch, config.epochs):
-        started = time.perf_counter()
+        started = time.perf_counter() - within["seconds"]
+        epoch_start = data_generator.get_state()
         order = torch.randperm(n, generator=data_generator)
-        loss_sum, correct = 0.0, 0
-        batches = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
-                       disable=config.quiet or None)
+        loss_sum, correct = within["loss_sum"], within["correct"]
+        batches = tqdm(range(within["position"], steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
+                       leave=False, disable=config.quiet or None, initial=within["position"], total=steps_per_epoch)
         for b in batches:
             index = order[b * config.batch_size:(b + 1) * config.batch_size]
             x, y = data.train_x[index], data.train_y[index]
@@ -203,12 +268,21 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
             global_step += 1
             loss_sum += loss.item() * y.numel()
             correct += int((logits.argmax(1) == y).sum())
-            if b < steps_per_epoch - 1:
+            if b < steps_per_epoch - 1:  # the last batch's gradients stay for the topology update
                 optimizer.zero_grad(set_to_none=True)
+                if config.checkpoint_every and (b + 1) % config.checkpoint_every == 0:
+                    save_checkpoint(run_dir / "checkpoint.pt", {
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "engine": engine.state_dict(),
+                        "rng": {**rng_state({}), "data": epoch_start}, "epoch": epoch, "global_step": global_step,
+                        "best": best, "history": history, "config": dataclasses.asdict(config),
+                        "within": {"position": b + 1, "loss_sum": loss_sum, "correct": correct,
+                                   "seconds": time.perf_counter() - started}})
+        within = {"position": 0, "loss_sum": 0.0, "correct": 0, "seconds": 0.0}
         scheduler.step()
         train_seconds = time.perf_counter() - started
-        test_loss, test_accuracy = evaluate(model, data.test_x, data.test_y)
-        valid = evaluate(model, data.valid_x, data.valid_y) if data.valid_x is not None else None
+        test_loss, test_accuracy = evaluate(model, data.test_x, data.test_y, chunk)
+        valid = evaluate(model, data.valid_x, data.valid_y, chunk) if data.valid_x is not None else None
         if engine.at_final_density(global_step):  # model selection only at the final density
             _select(best, test_accuracy, valid, epoch + 1)
         update = engine.step(global_step)  # at the epoch's end, after evaluating what the epoch trained
@@ -233,7 +307,7 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
                "sparsity": config.sparsity, "seed": config.seed, "epochs": config.epochs,
                "test_accuracy_at_best_valid": best["test_accuracy_at_best_valid"],
                "best_valid_accuracy": best["valid_accuracy"], "best_valid_epoch": best["epoch"],
-               "final_test_accuracy": evaluate(model, data.test_x, data.test_y)[1],
+               "final_test_accuracy": evaluate(model, data.test_x, data.test_y, chunk)[1],
                "best_test_accuracy": best["test_accuracy"], "valid_fraction": config.valid_fraction,
                "train_seconds": history["train_seconds"], "seconds_per_epoch": history["train_seconds"] / max(
                    1, config.epochs), "links": _links(model),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..evolution import DensitySchedule, Method, make_method
 from ..sparse import check_density
+from ..topology import INITIALIZERS
 from .tracking import WANDB_CHOICES
 
 METHOD_NAMES = ("fc", "static", "set", "rigl", "mest", "cht", "chts", "chtss")
@@ -292,6 +293,8 @@ def check_sparse_method(config) -> None:
     if config.method != "fc":
         check_density(1.0 - config.sparsity)
         method = config.engine_method()
+        if method.init not in INITIALIZERS:
+            raise ValueError(f"unknown init {method.init!r}; choose from {sorted(INITIALIZERS)}")
         if config.init_topology is not None and method.density_schedule != "constant":
             raise ValueError(f"--init_topology gives the final topology, but {config.method} starts denser "
                              f"(density schedule {method.density_schedule!r})")
