@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from sparsenet.experiments import sweeps
-from sparsenet.train import CONFIGS, RECIPES, check_option_names, classify, translate
+from sparsenet.train import CONFIGS, RECIPES, check_option_names, classify, language, translate
 from sparsenet.train.config import README_END, README_START, RunConfig, convert, field_help, options_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,13 +41,15 @@ def test_the_knobs_once_hidden_from_the_cli_are_options_and_reach_the_config(tmp
     ("transformer", "multi30k", "chtss", {}, dict(init="brf", weights="xavier", density_schedule="sigmoid")),
     ("transformer", "multi30k", "chts", dict(init="er", weights="swi"), dict(init="er", weights="swi")),
     ("mlp", "mnist", "chts", {}, dict(init="csti", weights="swi", removal="wm_soft")),
+    ("lm", "multi30k", "chts", {}, dict(init="brf", regrowth="ch2_l3n_soft", removal="wm_soft")),
+    ("lm", "multi30k", "chts", dict(regrowth="ch3_l3p_soft"), dict(regrowth="ch3_l3p_soft")),
     ("mlp", "fashion_mnist", "chts", {}, dict(removal="ri_soft", regrowth="ch3_l3p_soft")),
     ("mlp", "fashion_mnist", "chts", dict(removal="wm_soft"), dict(removal="wm_soft")),
     ("mlp", "fashion_mnist", "set", {}, dict(init="er", weights="kaiming", removal="wm_signed")),
 ])
 def test_per_model_method_defaults_come_from_one_table_and_yield_to_options(model, dataset, method, options,
                                                                              expected, tmp_path):
-    recipe = classify if model == "mlp" else translate
+    recipe = {"mlp": classify, "transformer": translate, "lm": language}[model]
     config = recipe.build_config(model=model, dataset=dataset, method=method, out_dir=str(tmp_path), **options)
     engine_method = config.engine_method()
     assert {name: getattr(engine_method, name) for name in expected} == expected
