@@ -2,9 +2,12 @@
 
 Rows (U, size m) are output neurons, columns (V, size n) input neurons. ``co_u`` / ``co_v`` hold, for
 every pair of same-side nodes that share at least one neighbour, the number of neighbours they share
-(``C_U = A Aᵀ`` and ``C_V = Aᵀ A`` restricted to their non-zeros), as sorted pair lists.
+(``C_U = A Aᵀ`` and ``C_V = Aᵀ A`` restricted to their non-zeros), as sorted pair lists. ``wedges``
+finds the output pairs sharing two or more inputs without ``C_U``'s pair list, which a layer with a
+few high-degree inputs (784 inputs feeding a million neurons) cannot hold.
 """
 from dataclasses import dataclass
+import functools
 
 import torch
 
@@ -62,6 +65,52 @@ def _pair_counts(ptr: torch.Tensor, targets: torch.Tensor, size: int) -> PairCou
     return PairCounts(size, keys, count, pair_ptr)
 
 
+class Wedges:
+    """Every pair of inputs ``b < b'`` linked to one output ``j`` (a wedge b–j–b'): Σ_j deg(j)(deg(j) − 1)/2
+    entries. Two outputs share c ≥ 2 inputs exactly when they have c(c − 1)/2 wedges with the same key."""
+
+    def __init__(self, graph: "LayerGraph"):
+        m, n = graph.shape
+        rows, cols = graph.indices
+        link = torch.arange(rows.numel(), device=rows.device)
+        later = graph.row_ptr[rows + 1] - link - 1                      # links after this one in its row
+        first = torch.repeat_interleave(link, later)
+        second = first + 1 + segment_offsets(later)
+        keys = cols[first] * n + cols[second]                           # b < b': columns sorted within a row
+        per_output = graph.degree_u * (graph.degree_u - 1) // 2
+        self.ptr = torch.zeros(m + 1, dtype=torch.int64, device=rows.device)   # wedges by output, row-major
+        self.ptr[1:] = torch.cumsum(per_output, 0)
+        self.keys = keys
+        order = torch.argsort(keys, stable=True)
+        self.sorted_keys, self.sorted_owner = keys[order], rows[first][order]
+        self.lo = torch.searchsorted(self.sorted_keys, keys)            # each wedge's key group in sorted order
+        self.group = torch.searchsorted(self.sorted_keys, keys, right=True) - self.lo
+
+    def shares_per_row(self) -> torch.Tensor:
+        """``(m,)`` float64: wedge matches Σ over u's wedges of its key group's size (``shared_pairs``' work)."""
+        m = self.ptr.numel() - 1
+        owner = torch.repeat_interleave(torch.arange(m, device=self.ptr.device), self.ptr[1:] - self.ptr[:-1])
+        return torch.zeros(m, dtype=torch.float64, device=self.ptr.device).index_add_(0, owner, self.group.double())
+
+    def shared_pairs(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Outputs ``u`` in ``[start, stop)`` and ``j != u`` sharing ``c >= 2`` inputs: ``(u - start, j, c)``,
+        int64, sorted by (u, j)."""
+        m = self.ptr.numel() - 1
+        span = slice(int(self.ptr[start]), int(self.ptr[stop]))
+        size = self.ptr[start + 1:stop + 1] - self.ptr[start:stop]
+        owner = torch.repeat_interleave(torch.arange(stop - start, device=self.ptr.device), size,
+                                        output_size=span.stop - span.start)
+        group = self.group[span]
+        source = torch.repeat_interleave(torch.arange(group.numel(), device=group.device), group)
+        j = self.sorted_owner[self.lo[span][source] + segment_offsets(group)]
+        u = owner[source]
+        keys, matches = torch.unique(u * m + j, return_counts=True)
+        u, j = torch.div(keys, m, rounding_mode="floor"), keys % m
+        shared = torch.round((1 + torch.sqrt(1 + 8 * matches.double())) / 2).long()  # matches = c (c - 1) / 2
+        other = j != u + start
+        return u[other], j[other], shared[other]
+
+
 class LayerGraph:
     """CSR (by output) and CSC (by input) views of a layer's links, degrees and co-neighbour counts.
 
@@ -97,6 +146,11 @@ class LayerGraph:
         if self._co_v is None:
             self._co_v = _pair_counts(self.row_ptr, self.indices[1], self.shape[1])
         return self._co_v
+
+    @functools.cached_property
+    def wedges(self) -> Wedges:
+        """Input pairs per output (``Wedges``): Σ_j deg(j)² / 2 entries."""
+        return Wedges(self)
 
     def l3_paths_per_row(self) -> torch.Tensor:
         """``(m,)`` number of length-3 paths u–b–j–v from every output u: ``A (Aᵀ d_U)`` by two gathers."""

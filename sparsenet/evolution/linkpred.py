@@ -16,11 +16,21 @@ di(b) = C_V[b, v], with C_U = A Aᵀ and C_V = Aᵀ A the co-neighbour counts. S
   path-based: S = P Q over the links e = (j, b):  P[u, e] = A[u, b] / sqrt(deg(j) − C_U[u, j]),
                                                   Q[e, v] = A[j, v] / sqrt(deg(b) − C_V[b, v]).
 
-C_U and C_V are kept as pair lists (O(Σ degree²)), never as dense matrices. Rows are scored in
-blocks; each block is kept dense (a ``(rows, n)`` tensor, for the paper's sizes where 70–95% of absent
-links score) or sparse (coordinates, for large layers with small degree), chosen per block from its
-number of length-3 paths, with memory bounded by ``memory_budget``. Products are CSR × CSR
-(``torch.sparse.mm``), or CSR × dense for the node-based dense blocks.
+C_U and C_V are kept as pair lists (O(Σ degree²)), never as dense matrices. Where C_U's pair list
+is too large (a few inputs of high degree: Σ_b deg(b)² is 3.6·10⁹ for 784 inputs feeding 333k neurons
+at 10 links per neuron), the node-based E_U A is split by the number c of inputs u and j share:
+
+  E_U = C_U ∘ G₁ + Δ,   G₁[u, j] = num(1) / (deg(j) − 1),   Δ[u, j] = E_U[u, j] − c G₁[u, j] where c ≥ 2,
+
+so E_U A = A (Aᵀ G₁ A) + Δ A with Aᵀ G₁ A an (n, n) product and Δ found from ``Wedges`` (pairs of
+inputs per output; j = u only touches existing links, which score 0).
+
+Rows are scored in blocks; each block is kept dense (a ``(rows, n)`` tensor, for the paper's sizes where
+70–95% of absent links score) or sparse (coordinates, for large layers with small degree), chosen per
+block from its number of length-3 paths, with memory bounded by ``memory_budget``. Sparse × sparse
+products go through COO (``sparse.spgemm``: torch's CSR × CSR leaks memory on CPU); node-based dense
+blocks of layers up to ``GEMM_WEIGHTS`` weights use CSR × dense products instead (faster there; their
+cost grows with out × in, so larger layers don't).
 """
 from dataclasses import dataclass
 from typing import Iterator
@@ -29,12 +39,16 @@ import functools
 
 import torch
 
+from ..sparse.spgemm import sparse_mm, sparse_sum
 from .graph import LayerGraph, PairCounts, expand
 
 VARIANTS = ("CH3-L3p", "CH3-L3n", "CH2-L3n")
 DENSE_FILL = 0.02  # a block whose rows reach at least this share of inputs by L3 paths is computed dense
+PRODUCT_FILL = 1 / 6  # the same, for blocks formed by sparse products: a dense entry costs 4 bytes, a coordinate ~24
 DEFAULT_BUDGET = 256 * 2**20
 MIN_BLOCKS = 4  # a block never holds more than a quarter of the rows: never an out x in tensor
+GEMM_WEIGHTS = 2**24  # node-based dense blocks of layers up to this many weights use dense products
+WEDGE_BUDGETS = 4  # the wedge route's layer-wide structures may take this many memory budgets
 
 
 @dataclass
@@ -65,8 +79,9 @@ def _csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tu
 class _Scorer:
     """Per-layer precomputation shared by all blocks of one variant."""
 
-    def __init__(self, graph: LayerGraph, variant: str, dtype: torch.dtype, memory_budget: int):
+    def __init__(self, graph: LayerGraph, variant: str, dtype: torch.dtype, memory_budget: int, route: "_Route"):
         self.graph, self.variant, self.dtype, self.memory_budget = graph, variant, dtype, memory_budget
+        self.route = route
         m, n = graph.shape
         rows, cols = graph.indices
         self.link_keys = rows * n + cols
@@ -99,6 +114,27 @@ class _Scorer:
         """E_V as CSR ``(n, n)``, rows = the intermediate input node b."""
         return self._pair_csr(self.graph.co_v, self.graph.degree_v, True, self.graph.shape[1])
 
+    @functools.cached_property
+    def a_g1_a(self) -> torch.Tensor:
+        """Aᵀ G₁ A + E_V ``(n, n)``: A[R] times it is S[R] but for Δ's pairs (wedge route); dense when the
+        route says so (few inputs), else coalesced COO."""
+        g = self.graph
+        g1 = self._node_values(torch.ones(g.shape[0], dtype=self.dtype, device=g.row_ptr.device),
+                               g.degree_u.to(self.dtype))
+        a_t = torch.sparse_csr_tensor(self.a_t.crow_indices(), self.a_t.col_indices(), g1[g.rows_by_col],
+                                      self.a_t.shape, check_invariants=False)
+        product = sparse_sum(sparse_mm(a_t, self.a), self.e_v)
+        return product.to_dense() if self.route.dense_a_g1_a else product
+
+    def _delta_rows(self, start: int, stop: int) -> torch.Tensor:
+        """Δ[R] as CSR ``(stop - start, m)``: E_U − c G₁ on output pairs sharing c ≥ 2 inputs."""
+        g = self.graph
+        u, j, shared = g.wedges.shared_pairs(start, stop)
+        degree = g.degree_u[j].to(self.dtype)
+        count = shared.to(self.dtype)
+        values = self._node_values(count, degree) - count * self._node_values(torch.ones_like(count), degree)
+        return _csr(u, j, values, (stop - start, g.shape[0]))
+
     def _prepare_paths(self):
         g = self.graph
         rows, cols = g.indices
@@ -126,16 +162,22 @@ class _Scorer:
         return _csr(u[order] - start, e[order], p[order], (stop - start, rows.numel()))
 
     def product(self, start: int, stop: int) -> torch.Tensor:
-        """S[R, :] as CSR (existing links included) by sparse-sparse products."""
+        """S[R, :] (existing links included) by sparse products: coalesced COO ``(stop - start, n)``, or
+        dense when the wedge route keeps Aᵀ G₁ A dense."""
         if self.variant == "CH3-L3p":
-            return torch.sparse.mm(self._p_rows(start, stop), self.q)
-        return torch.sparse.mm(_row_slice(self.e_u, start, stop), self.a) \
-            + torch.sparse.mm(_row_slice(self.a, start, stop), self.e_v)
+            return sparse_mm(self._p_rows(start, stop), self.q)
+        a_rows = _row_slice(self.a, start, stop)
+        if self.route.wedges:
+            delta_a = sparse_mm(self._delta_rows(start, stop), self.a)
+            if self.route.dense_a_g1_a:
+                return (a_rows @ self.a_g1_a).add_(delta_a.to_dense())
+            return sparse_sum(sparse_mm(a_rows, self.a_g1_a), delta_a)
+        return sparse_sum(sparse_mm(_row_slice(self.e_u, start, stop), self.a), sparse_mm(a_rows, self.e_v))
 
     def dense(self, start: int, stop: int) -> torch.Tensor:
         g = self.graph
         links = slice(int(g.row_ptr[start]), int(g.row_ptr[stop]))
-        scores = self.product(start, stop).to_dense() if self.variant == "CH3-L3p" else self._node_dense(start, stop)
+        scores = self._node_dense(start, stop) if self.route.gemm else self.product(start, stop).to_dense()
         scores[g.indices[0, links] - start, g.indices[1, links]] = 0.0
         return scores
 
@@ -173,13 +215,21 @@ class _Scorer:
         return scores_t.t().contiguous()
 
     def sparse(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        n = self.graph.shape[1]
+        """Positive scores of absent links in rows ``[start, stop)``: (row − start, col, score), row-major."""
+        g = self.graph
+        n = g.shape[1]
         product = self.product(start, stop)
-        crow = product.crow_indices()
-        local = torch.repeat_interleave(torch.arange(stop - start, device=crow.device), crow[1:] - crow[:-1])
-        cols, values = product.col_indices(), product.values()
-        keep = (values > 0) & ~torch.isin((local + start) * n + cols, self.link_keys)
-        return local[keep], cols[keep], values[keep]
+        if product.layout == torch.strided:
+            product = product.to_sparse()
+        (local, cols), values = product.indices(), product.values()
+        keep = values > 0
+        keys = local * n + cols                                      # sorted: the product is coalesced
+        links = self.link_keys[int(g.row_ptr[start]):int(g.row_ptr[stop])] - start * n
+        found = torch.searchsorted(keys, links).clamp(max=max(keys.numel() - 1, 0))
+        if keys.numel():
+            keep[found[keys[found] == links]] = False                # existing links: a few per row, not an isin
+        chosen = keep.nonzero().squeeze(1)
+        return local[chosen], cols[chosen], values[chosen]
 
 
 def check_path_scoring(indices: torch.Tensor, shape: tuple[int, int], memory_budget: int = DEFAULT_BUDGET) -> None:
@@ -202,38 +252,72 @@ def _row_slice(matrix: torch.Tensor, start: int, stop: int) -> torch.Tensor:
                                    (stop - start, matrix.shape[1]), check_invariants=False)
 
 
-def _pair_list_bytes(graph: LayerGraph) -> float:
-    """Bytes to build both co-neighbour pair lists (Σ degree² entries per side, ~32 bytes each)."""
-    return 32 * float((graph.degree_u.double() ** 2).sum() + (graph.degree_v.double() ** 2).sum())
+@dataclass(frozen=True)
+class _Route:
+    """How a layer's node-based scores are formed: ``gemm`` — dense blocks by CSR × dense products;
+    ``wedges`` — E_U A from Aᵀ G₁ A and Δ instead of C_U's pair list; ``dense_a_g1_a`` — Aᵀ G₁ A kept
+    dense (few inputs: A[R] times it is then a CSR × dense product); ``sparse`` — sparse blocks allowed."""
+    gemm: bool
+    wedges: bool
+    dense_a_g1_a: bool
+    sparse: bool
 
 
-def _blocks(graph: LayerGraph, variant: str, block_rows: int | None, memory_budget: int, element: int
-            ) -> list[tuple[int, int, bool, bool]]:
+def _pair_list_bytes(degree: torch.Tensor) -> float:
+    """Bytes to build one side's co-neighbour pair list from the other side's degrees (~32 per entry)."""
+    return 32 * float((degree.double() ** 2).sum())
+
+
+def _route(graph: LayerGraph, variant: str, memory_budget: int) -> _Route:
+    """The paper's layers (≤ ``GEMM_WEIGHTS`` weights) keep dense products for dense blocks and use pair
+    lists when they fit the budget, else dense blocks only; larger layers use only sparse products, by
+    pair lists, else by wedges when those fit ``WEDGE_BUDGETS`` budgets, else dense products after all.
+    A wedge-route layer whose dense ``(n, n)`` Aᵀ G₁ A takes at most a quarter budget scores dense blocks."""
+    if variant == "CH3-L3p":
+        return _Route(gemm=False, wedges=False, dense_a_g1_a=False, sparse=True)
+    m, n = graph.shape
+    pairs = _pair_list_bytes(graph.degree_u) + _pair_list_bytes(graph.degree_v) <= memory_budget
+    if m * n <= GEMM_WEIGHTS or (not pairs and _wedge_bytes(graph) > WEDGE_BUDGETS * memory_budget):
+        return _Route(gemm=True, wedges=False, dense_a_g1_a=False, sparse=pairs)
+    small = not pairs and 8 * n * n <= memory_budget // 4
+    return _Route(gemm=False, wedges=not pairs, dense_a_g1_a=small, sparse=not small)
+
+
+def _wedge_bytes(graph: LayerGraph) -> float:
+    """Layer-wide bytes of the wedge route: the wedges (~48 per entry), E_V's pair list and Aᵀ G₁ A."""
+    squares = float((graph.degree_u.double() ** 2).sum())
+    return 24 * squares + 2 * _pair_list_bytes(graph.degree_u)
+
+
+def _blocks(graph: LayerGraph, variant: str, route: _Route, block_rows: int | None, memory_budget: int,
+            element: int) -> list[tuple[int, int, bool, bool]]:
     """Row ranges ``(start, stop, dense, scored)``, each within ``memory_budget`` bytes.
 
     A row without length-3 paths scores 0 everywhere: it joins the run before it (never splits one)
-    and a block of such rows only is not scored. Node-based sparse blocks need the layer's pair lists;
-    when those exceed the budget (dense-ish layers: Σ degree² grows with density squared) every scored
-    row is computed dense, which needs none.
+    and a block of such rows only is not scored. Node-based sparse blocks need the layer's pair lists
+    or wedges; when neither fits (dense-ish layers: Σ degree² grows with density squared) every scored
+    row is computed dense by dense products, which need none.
     """
     m, n = graph.shape
     paths = graph.l3_paths_per_row()
     has_paths = paths > 0
-    dense_row = 3 * n + (0 if variant == "CH3-L3p" else m)
-    dense_leaning = torch.minimum(paths, torch.tensor(float(n))) >= DENSE_FILL * n
-    if variant != "CH3-L3p" and _pair_list_bytes(graph) > memory_budget:
+    dense_row = 3 * n + (m if route.gemm else 0)
+    dense_leaning = torch.minimum(paths, torch.tensor(float(n))) >= (DENSE_FILL if route.gemm else PRODUCT_FILL) * n
+    if not route.sparse:
         dense_leaning = has_paths
     if bool(has_paths.any()):  # rows without paths take the kind of the last row with paths (the first: the next)
         last = torch.cummax(torch.where(has_paths, torch.arange(m, device=paths.device), -1), 0).values
         dense_leaning = dense_leaning[torch.where(last < 0, has_paths.nonzero()[0, 0], last)]
-    sparse_row = torch.minimum(paths, torch.tensor(float(n))) * 24 + graph.degree_u.double() ** 2 * 48
+    sparse_row = torch.minimum(paths, torch.tensor(float(n))) * 24
+    sparse_row += graph.wedges.shares_per_row() * 40 if route.wedges else graph.degree_u.double() ** 2 * 48
     block_rows = min(block_rows or m, max(1, -(-m // MIN_BLOCKS)))
     blocks, start = [], 0
     while start < m:
         dense = bool(dense_leaning[start])
         stop, used = start, 0.0
         while stop < m and bool(dense_leaning[stop]) == dense:
-            cost = dense_row * element if dense else float(sparse_row[stop])
+            cost = dense_row * element + (0.0 if route.gemm else float(sparse_row[stop])) if dense \
+                else float(sparse_row[stop])
             if stop > start and (used + cost > memory_budget or stop - start >= block_rows):
                 break
             used += cost
@@ -253,9 +337,10 @@ def ch_score_blocks(indices: torch.Tensor, shape: tuple[int, int], variant: str 
     """
     _check_variant(variant)
     graph = LayerGraph(indices, shape)
-    scorer = _Scorer(graph, variant, dtype, memory_budget)
+    route = _route(graph, variant, memory_budget)
+    scorer = _Scorer(graph, variant, dtype, memory_budget, route)
     element = torch.tensor([], dtype=dtype).element_size()
-    for start, stop, dense, scored in _blocks(graph, variant, block_rows, memory_budget, element):
+    for start, stop, dense, scored in _blocks(graph, variant, route, block_rows, memory_budget, element):
         if not scored:
             nothing = torch.empty(0, dtype=torch.int64, device=indices.device)
             yield ScoreBlock(start, stop, sparse=(nothing, nothing, torch.empty(0, dtype=dtype, device=indices.device)))

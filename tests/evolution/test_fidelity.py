@@ -149,6 +149,7 @@ def test_hard_ch_regrowth_takes_exactly_the_top_scores_of_its_variant(regrowth, 
     import sparsenet.evolution.linkpred as linkpred
     from tests.evolution.reference import brute_force_ch
     monkeypatch.setattr(linkpred, "DENSE_FILL", fill)
+    monkeypatch.setattr(linkpred, "PRODUCT_FILL", fill)
     seed = 0
     model = _OneLayer(12, 9, 0.3, seed)
     layer = model.layer

@@ -40,6 +40,7 @@ def test_matches_brute_force_on_random_graphs(m, n, density, seed, variant, bloc
 @pytest.mark.parametrize("device", DEVICES)
 def test_both_block_representations_match(variant, fill, dense, device, monkeypatch):
     monkeypatch.setattr(linkpred, "DENSE_FILL", fill)
+    monkeypatch.setattr(linkpred, "PRODUCT_FILL", fill)
     for seed in range(5):
         indices = _random_layer(12, 10, 0.25, seed).to(device)
         _assert_matches(indices, (12, 10), variant, block_rows=4)
@@ -67,6 +68,19 @@ def test_memory_budget_splits_blocks():
     blocks = list(ch_score_blocks(indices, (40, 30), "CH3-L3n", memory_budget=30 * 3 * 4 * 5 + 40 * 4 * 5))
     assert len(blocks) >= 8 and blocks[0].start == 0 and blocks[-1].stop == 40
     assert all(a.stop == b.start for a, b in zip(blocks, blocks[1:]))
+
+
+def _block_scores(blocks):
+    """{(row, col): score} from score blocks of either representation."""
+    got = {}
+    for block in blocks:
+        if block.dense is not None:
+            local, col = block.dense.nonzero(as_tuple=True)
+            value = block.dense[local, col]
+        else:
+            local, col, value = block.sparse
+        got.update({(r + block.start, c): v for r, c, v in zip(local.tolist(), col.tolist(), value.tolist())})
+    return got
 
 
 def _with_dead_rows(indices, dead):
@@ -108,3 +122,59 @@ def test_rows_without_paths_neither_split_blocks_nor_score(variant):
     empty = torch.empty(2, 0, dtype=torch.int64)
     nothing = list(ch_score_blocks(empty, (8, 4), variant))
     assert [(b.start, b.stop, b.sparse[0].numel()) for b in nothing] == [(0, 2, 0), (2, 4, 0), (4, 6, 0), (6, 8, 0)]
+
+
+ROUTES = {"gemm": linkpred._Route(gemm=True, wedges=False, dense_a_g1_a=False, sparse=True),
+          "pairs": linkpred._Route(gemm=False, wedges=False, dense_a_g1_a=False, sparse=True),
+          "wedges": linkpred._Route(gemm=False, wedges=True, dense_a_g1_a=False, sparse=True),
+          "wedges, dense AtG1A": linkpred._Route(gemm=False, wedges=True, dense_a_g1_a=True, sparse=False),
+          "gemm only": linkpred._Route(gemm=True, wedges=False, dense_a_g1_a=False, sparse=False)}
+
+
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(1, 12), n=st.integers(1, 9), density=st.floats(0.05, 0.9), seed=st.integers(0, 10**6),
+       variant=st.sampled_from(["CH3-L3n", "CH2-L3n"]), route=st.sampled_from(sorted(ROUTES)),
+       fill=st.sampled_from([0.0, 0.02, float("inf")]), block_rows=st.sampled_from([None, 1, 3]))
+def test_every_node_route_matches_brute_force(m, n, density, seed, variant, route, fill, block_rows):
+    # The wedge route splits E_U by the number of shared inputs (E_U = C_U ∘ G1 + Δ); pairs sharing 2, 3, ...
+    # inputs appear at these densities, so a wrong Δ or c from the wedge matches fails here.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(linkpred, "_route", lambda *args: ROUTES[route])
+        patch.setattr(linkpred, "DENSE_FILL", fill)
+        patch.setattr(linkpred, "PRODUCT_FILL", fill)
+        _assert_matches(_random_layer(m, n, density, seed), (m, n), variant, block_rows=block_rows)
+
+
+def test_wedges_count_shared_inputs():
+    from sparsenet.evolution.graph import LayerGraph
+    indices = _random_layer(30, 12, 0.4, 3)
+    dense = torch.zeros(30, 12)
+    dense[indices[0], indices[1]] = 1
+    shared = (dense @ dense.t()).long()
+    u, j, c = LayerGraph(indices, (30, 12)).wedges.shared_pairs(4, 19)
+    got = {(a + 4, b): s for a, b, s in zip(u.tolist(), j.tolist(), c.tolist())}
+    expected = {(a, b): int(shared[a, b]) for a in range(4, 19) for b in range(30) if a != b and shared[a, b] >= 2}
+    assert got == expected and max(expected.values()) >= 4
+
+
+def test_wide_input_layer_takes_the_wedge_route_without_output_pairs(monkeypatch):
+    # 784 inputs feeding 333k neurons at 10 links per neuron: C_U's pair list is Σ_b deg(b)² ≈ 3.6e9 entries.
+    # Scaled down: 12 inputs of degree ~500 feeding 3000 outputs, with GEMM_WEIGHTS lowered to make it "large".
+    indices = _random_layer(3000, 12, 0.15, 4)
+    expected = _as_dict(ch_scores(indices, (3000, 12), "CH2-L3n"))
+    graph = linkpred.LayerGraph(indices, (3000, 12))
+    monkeypatch.setattr(linkpred, "GEMM_WEIGHTS", 1000)
+    budget = int(linkpred._pair_list_bytes(graph.degree_v)) // 4
+    assert linkpred._route(graph, "CH2-L3n", budget) == ROUTES["wedges, dense AtG1A"]
+    built = []
+    original = linkpred.LayerGraph.co_u.fget
+    monkeypatch.setattr(linkpred.LayerGraph, "co_u", property(lambda self: built.append(1) or original(self)))
+    got = _block_scores(ch_score_blocks(indices, (3000, 12), "CH2-L3n", memory_budget=budget, dtype=torch.float64))
+    assert not built and set(got) == set(expected)
+    assert all(abs(got[k] - v) <= 1e-9 * v for k, v in expected.items())
+
+
+def test_route_keeps_dense_products_for_the_papers_layers():
+    graph = linkpred.LayerGraph(_random_layer(1568, 784, 0.01, 5), (1568, 784))
+    assert linkpred._route(graph, "CH3-L3n", linkpred.DEFAULT_BUDGET) == ROUTES["gemm"]
+    assert linkpred._route(graph, "CH3-L3p", linkpred.DEFAULT_BUDGET) == ROUTES["pairs"]
