@@ -47,6 +47,7 @@ DENSE_FILL = 0.02  # a block whose rows reach at least this share of inputs by L
 PRODUCT_FILL = 1 / 6  # the same, for blocks formed by sparse products: a dense entry costs 4 bytes, a coordinate ~24
 DEFAULT_BUDGET = 256 * 2**20
 MIN_BLOCKS = 4  # a block never holds more than a quarter of the rows: never an out x in tensor
+KIND_WINDOWS = 16  # rows are dense or sparse by the mean reach of their window of m / KIND_WINDOWS rows
 GEMM_WEIGHTS = 2**24  # node-based dense blocks of layers up to this many weights use dense products
 WEDGE_BUDGETS = 4  # the wedge route's layer-wide structures may take this many memory budgets
 
@@ -293,6 +294,8 @@ def _blocks(graph: LayerGraph, variant: str, route: _Route, block_rows: int | No
             element: int) -> list[tuple[int, int, bool, bool]]:
     """Row ranges ``(start, stop, dense, scored)``, each within ``memory_budget`` bytes.
 
+    Whether rows are dense is decided per window of ``m / KIND_WINDOWS`` rows (rows decided one by one
+    alternated in trained layers: 490 blocks for one 3,333² layer, each repeating E_V's dense products).
     A row without length-3 paths scores 0 everywhere: it joins the run before it (never splits one)
     and a block of such rows only is not scored. Node-based sparse blocks need the layer's pair lists
     or wedges; when neither fits (dense-ish layers: Σ degree² grows with density squared) every scored
@@ -302,8 +305,12 @@ def _blocks(graph: LayerGraph, variant: str, route: _Route, block_rows: int | No
     paths = graph.l3_paths_per_row()
     has_paths = paths > 0
     dense_row = 3 * n + (m if route.gemm else 0)
-    dense_leaning = torch.minimum(paths, torch.tensor(float(n))) >= (DENSE_FILL if route.gemm else PRODUCT_FILL) * n
-    if not route.sparse:
+    if route.sparse:  # the kind is decided per window of rows: rows near the threshold would alternate
+        window = torch.div(torch.arange(m, device=paths.device), -(-m // KIND_WINDOWS), rounding_mode="floor")
+        reach = torch.zeros(int(window[-1]) + 1, dtype=paths.dtype, device=paths.device).index_add_(
+            0, window, torch.minimum(paths, torch.tensor(float(n)))) / torch.bincount(window)
+        dense_leaning = (reach >= (DENSE_FILL if route.gemm else PRODUCT_FILL) * n)[window]
+    else:
         dense_leaning = has_paths
     if bool(has_paths.any()):  # rows without paths take the kind of the last row with paths (the first: the next)
         last = torch.cummax(torch.where(has_paths, torch.arange(m, device=paths.device), -1), 0).values
