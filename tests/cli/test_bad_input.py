@@ -109,7 +109,6 @@ CASES = [  # (argv, what the one line must say); {tmp}: the test's folder, {corp
     (["inspect", "--density", "2"], "density must be a number in (0, 1], got 2"),
     (["inspect", "--beta", "2"], "beta must be in [0, 1], got 2"),
     (["inspect", "--seed", "abc"], "--seed must be an integer, got 'abc'"),
-    (["inspect", "--init", "csti", "--shape", "100,100"], "multiples of the 64 input features"),
 ]
 
 

@@ -41,9 +41,19 @@ def test_strongest_pairs_are_linked_in_every_tile():
     assert links == block | {(i + 20, j) for i, j in block}
 
 
-def test_csti_rejects_shapes_that_do_not_tile():
-    with pytest.raises(ValueError, match="multiples of the 20 input features"):
-        csti(_correlated_block(), 30, 0.1)
+@pytest.mark.parametrize("out_f,in_f", [(30, 20), (45, 27), (7, 20), (50, 13)])
+@pytest.mark.parametrize("density", [0.05, 0.3])
+def test_csti_cut_tiling_takes_the_largest_entries_of_the_tiled_matrix(out_f, in_f, density):
+    # The definition: tile C to cover the layer, cut it at the layer's edge, keep the nnz largest entries.
+    x = _correlated_block()
+    tiled = abs_correlation(x).repeat(-(-out_f // 20), -(-in_f // 20))[:out_f, :in_f]
+    indices = csti(x, out_f, density, in_features=in_f, generator=torch.Generator().manual_seed(1))
+    nnz = round(density * out_f * in_f)
+    keys = indices[0] * in_f + indices[1]
+    assert indices.shape == (2, nnz) and bool((keys[1:] > keys[:-1]).all())
+    linked = torch.zeros(out_f, in_f, dtype=torch.bool)
+    linked[indices[0], indices[1]] = True
+    assert float(tiled[linked].min()) >= float(tiled[~linked].max())
 
 
 @pytest.mark.skipif(not MNIST.exists(), reason="../shared/data/mnist not present")
