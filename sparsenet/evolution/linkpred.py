@@ -47,6 +47,7 @@ DENSE_FILL = 0.02  # a block whose rows reach at least this share of inputs by L
 PRODUCT_FILL = 1 / 6  # the same, for blocks formed by sparse products: a dense entry costs 4 bytes, a coordinate ~24
 DEFAULT_BUDGET = 256 * 2**20
 MIN_BLOCKS = 4  # a block never holds more than a quarter of the rows: never an out x in tensor
+PATH_FACTOR_BUDGETS = 16  # CH3-L3p's path factors may take this many memory budgets
 KIND_WINDOWS = 16  # rows are dense or sparse by the mean reach of their window of m / KIND_WINDOWS rows
 GEMM_WEIGHTS = 2**24  # node-based dense blocks of layers up to this many weights use dense products
 WEDGE_BUDGETS = 4  # the wedge route's layer-wide structures may take this many memory budgets
@@ -239,7 +240,7 @@ def check_path_scoring(indices: torch.Tensor, shape: tuple[int, int], memory_bud
     rows, cols = indices
     entries = int((torch.bincount(rows, minlength=shape[0]).double() ** 2).sum()
                   + (torch.bincount(cols, minlength=shape[1]).double() ** 2).sum())
-    if entries * 24 > 16 * memory_budget:
+    if entries * 24 > PATH_FACTOR_BUDGETS * memory_budget:
         raise ValueError(f"CH3-L3p on a {shape[0]}x{shape[1]} layer with {rows.numel():,} links needs {entries:,} "
                          f"path factors (~{entries * 24 / 2**30:.1f} GiB); use the node-based ch3_l3n or ch2_l3n "
                          f"regrowth at this density")

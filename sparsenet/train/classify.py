@@ -13,6 +13,7 @@ from tqdm import tqdm
 from ..data import VisionData, load_vision, split_validation
 from ..data.vision import DATASETS, image_shape
 from ..evolution import DensitySchedule, TopologyEngine, method_schedule
+from ..evolution.linkpred import DEFAULT_BUDGET, PATH_FACTOR_BUDGETS
 from ..models import MLP
 from ..topology import copy_topology, init_sparse_model, sparse_layers
 from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
@@ -87,8 +88,22 @@ class ClassifyConfig(RunConfig):
             raise ValueError(f"--memory_limit must be > 0 GiB, got {self.memory_limit!r}")
         check_fraction(self, "valid_fraction")
         check_sparse_method(self)
+        self._check_path_scoring()
         check_free_space(self)
         return self
+
+    def _check_path_scoring(self) -> None:
+        """Refuse CH3-L3p regrowth before any work where its path factors would not fit (the first update
+        would fail): Σ degree² on both sides, from the layers' mean degrees, against ``check_path_scoring``'s
+        bound."""
+        regrowth = self.engine_method().regrowth if self.method != "fc" else None
+        if not regrowth or regrowth.removesuffix("_soft") != "ch3_l3p":
+            return
+        for (a, b), density in zip(self.sparse_shapes(), map(max, self.start_densities(), self.final_densities())):
+            links = density * a * b
+            if 24 * (links ** 2 / a + links ** 2 / b) > PATH_FACTOR_BUDGETS * DEFAULT_BUDGET:
+                raise ValueError(f"{regrowth} regrowth on the {a}->{b} layer needs ~{links ** 2 / a:.2g} path factors "
+                                 f"(degree cubed); use --regrowth ch2_l3n_soft (node-based) at this size")
 
     def layer_sizes(self) -> tuple:
         """Inputs, hidden widths, classes: the sizes a topology must have been made for."""

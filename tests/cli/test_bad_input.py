@@ -53,6 +53,7 @@ CASES = [  # (argv, what the one line must say); {tmp}: the test's folder, {corp
     (["train", "--links_per_neuron", "0"], "--links_per_neuron must be > 0, got 0.0"),
     (["train", "--method", "fc", "--links_per_neuron", "5"], "--links_per_neuron sets a sparse topology"),
     (["train", "--links_per_neuron", "1000"], "--links_per_neuron 1000 makes every hidden layer dense"),
+    (["train", "--hidden", "100000,10,10", "--links_per_neuron", "10", "--method", "chts"], "regrowth on the 64->100000 layer needs"),
     (["train", "--checkpoint_every", "0"], "checkpoint_every must be a positive integer, got 0"),
     (["train", "--memory_limit", "-1"], "--memory_limit must be > 0 GiB, got -1.0"),
     (["train", "--memory_limit", "0.0001"], "MiB), more than the 0.1 MiB of --memory_limit; use fewer --hidden"),
