@@ -50,7 +50,6 @@ MIN_BLOCKS = 4  # a block never holds more than a quarter of the rows: never an 
 PATH_FACTOR_BUDGETS = 16  # CH3-L3p's path factors may take this many memory budgets
 KIND_WINDOWS = 16  # rows are dense or sparse by the mean reach of their window of m / KIND_WINDOWS rows
 GEMM_WEIGHTS = 2**24  # node-based dense blocks of layers up to this many weights use dense products
-WEDGE_BUDGETS = 4  # the wedge route's layer-wide structures may take this many memory budgets
 
 
 @dataclass
@@ -272,17 +271,20 @@ def _pair_list_bytes(degree: torch.Tensor) -> float:
 
 def _route(graph: LayerGraph, variant: str, memory_budget: int) -> _Route:
     """The paper's layers (≤ ``GEMM_WEIGHTS`` weights) keep dense products for dense blocks and use pair
-    lists when they fit the budget, else dense blocks only; larger layers use only sparse products, by
-    pair lists, else by wedges when those fit ``WEDGE_BUDGETS`` budgets, else dense products after all.
-    A wedge-route layer whose dense ``(n, n)`` Aᵀ G₁ A takes at most a quarter budget scores dense blocks."""
+    lists when they fit the budget, else dense blocks only. Larger layers use only sparse products: by
+    pair lists when those fit the budget or cost less than the wedges, else by wedges — never a dense
+    product, whose blocks grow with out × in (a 333k² layer asked for a 333k × 83k tensor). A wedge-route
+    layer whose dense ``(n, n)`` Aᵀ G₁ A takes at most a quarter budget scores dense blocks."""
     if variant == "CH3-L3p":
         return _Route(gemm=False, wedges=False, dense_a_g1_a=False, sparse=True)
     m, n = graph.shape
-    pairs = _pair_list_bytes(graph.degree_u) + _pair_list_bytes(graph.degree_v) <= memory_budget
-    if m * n <= GEMM_WEIGHTS or (not pairs and _wedge_bytes(graph) > WEDGE_BUDGETS * memory_budget):
+    pair_bytes = _pair_list_bytes(graph.degree_u) + _pair_list_bytes(graph.degree_v)
+    pairs = pair_bytes <= memory_budget
+    if m * n <= GEMM_WEIGHTS:
         return _Route(gemm=True, wedges=False, dense_a_g1_a=False, sparse=pairs)
-    small = not pairs and 8 * n * n <= memory_budget // 4
-    return _Route(gemm=False, wedges=not pairs, dense_a_g1_a=small, sparse=not small)
+    wedges = not pairs and _wedge_bytes(graph) < pair_bytes
+    small = wedges and 8 * n * n <= memory_budget // 4
+    return _Route(gemm=False, wedges=wedges, dense_a_g1_a=small, sparse=not small)
 
 
 def _wedge_bytes(graph: LayerGraph) -> float:
