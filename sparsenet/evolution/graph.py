@@ -80,11 +80,10 @@ class Wedges:
         per_output = graph.degree_u * (graph.degree_u - 1) // 2
         self.ptr = torch.zeros(m + 1, dtype=torch.int64, device=rows.device)   # wedges by output, row-major
         self.ptr[1:] = torch.cumsum(per_output, 0)
-        self.keys = keys
         order = torch.argsort(keys, stable=True)
-        self.sorted_keys, self.sorted_owner = keys[order], rows[first][order]
-        self.lo = torch.searchsorted(self.sorted_keys, keys)            # each wedge's key group in sorted order
-        self.group = torch.searchsorted(self.sorted_keys, keys, right=True) - self.lo
+        sorted_keys, self.sorted_owner = keys[order], rows[first][order]
+        self.lo = torch.searchsorted(sorted_keys, keys)                 # each wedge's key group in sorted order
+        self.group = torch.searchsorted(sorted_keys, keys, right=True) - self.lo
 
     def shares_per_row(self) -> torch.Tensor:
         """``(m,)`` float64: wedge matches Σ over u's wedges of its key group's size (``shared_pairs``' work)."""

@@ -233,13 +233,18 @@ class _Scorer:
         return local[chosen], cols[chosen], values[chosen]
 
 
+def path_factors_fit(entries: float, memory_budget: int = DEFAULT_BUDGET) -> bool:
+    """Whether CH3-L3p's ``entries`` path factors (24 bytes each) fit ``PATH_FACTOR_BUDGETS`` budgets."""
+    return entries * 24 <= PATH_FACTOR_BUDGETS * memory_budget
+
+
 def check_path_scoring(indices: torch.Tensor, shape: tuple[int, int], memory_budget: int = DEFAULT_BUDGET) -> None:
     """Raise ``ValueError`` if CH3-L3p's path factors (Σ degree² on both sides, 24 bytes each) would exceed
     16 memory budgets (4 GiB by default): path-based scoring grows with degree cubed."""
     rows, cols = indices
     entries = int((torch.bincount(rows, minlength=shape[0]).double() ** 2).sum()
                   + (torch.bincount(cols, minlength=shape[1]).double() ** 2).sum())
-    if entries * 24 > PATH_FACTOR_BUDGETS * memory_budget:
+    if not path_factors_fit(entries, memory_budget):
         raise ValueError(f"CH3-L3p on a {shape[0]}x{shape[1]} layer with {rows.numel():,} links needs {entries:,} "
                          f"path factors (~{entries * 24 / 2**30:.1f} GiB); use the node-based ch3_l3n or ch2_l3n "
                          f"regrowth at this density")
@@ -293,8 +298,8 @@ def _wedge_bytes(graph: LayerGraph) -> float:
     return 24 * squares + 2 * _pair_list_bytes(graph.degree_u)
 
 
-def _blocks(graph: LayerGraph, variant: str, route: _Route, block_rows: int | None, memory_budget: int,
-            element: int) -> list[tuple[int, int, bool, bool]]:
+def _blocks(graph: LayerGraph, route: _Route, block_rows: int | None, memory_budget: int, element: int
+            ) -> list[tuple[int, int, bool, bool]]:
     """Row ranges ``(start, stop, dense, scored)``, each within ``memory_budget`` bytes.
 
     Whether rows are dense is decided per window of ``m / KIND_WINDOWS`` rows (rows decided one by one
@@ -350,7 +355,7 @@ def ch_score_blocks(indices: torch.Tensor, shape: tuple[int, int], variant: str 
     route = _route(graph, variant, memory_budget)
     scorer = _Scorer(graph, variant, dtype, memory_budget, route)
     element = torch.tensor([], dtype=dtype).element_size()
-    for start, stop, dense, scored in _blocks(graph, variant, route, block_rows, memory_budget, element):
+    for start, stop, dense, scored in _blocks(graph, route, block_rows, memory_budget, element):
         if not scored:
             nothing = torch.empty(0, dtype=torch.int64, device=indices.device)
             yield ScoreBlock(start, stop, sparse=(nothing, nothing, torch.empty(0, dtype=dtype, device=indices.device)))

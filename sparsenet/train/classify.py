@@ -13,7 +13,7 @@ from tqdm import tqdm
 from ..data import VisionData, load_vision, split_validation
 from ..data.vision import DATASETS, image_shape
 from ..evolution import DensitySchedule, TopologyEngine, method_schedule
-from ..evolution.linkpred import DEFAULT_BUDGET, PATH_FACTOR_BUDGETS
+from ..evolution.linkpred import path_factors_fit
 from ..models import MLP
 from ..topology import copy_topology, init_sparse_model, sparse_layers
 from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
@@ -101,7 +101,7 @@ class ClassifyConfig(RunConfig):
             return
         for (a, b), density in zip(self.sparse_shapes(), map(max, self.start_densities(), self.final_densities())):
             links = density * a * b
-            if 24 * (links ** 2 / a + links ** 2 / b) > PATH_FACTOR_BUDGETS * DEFAULT_BUDGET:
+            if not path_factors_fit(links ** 2 / a + links ** 2 / b):
                 raise ValueError(f"{regrowth} regrowth on the {a}->{b} layer needs ~{links ** 2 / a:.2g} path factors "
                                  f"(degree cubed); use --regrowth ch2_l3n_soft (node-based) at this size")
 
