@@ -178,3 +178,17 @@ def test_route_keeps_dense_products_for_the_papers_layers():
     graph = linkpred.LayerGraph(_random_layer(1568, 784, 0.01, 5), (1568, 784))
     assert linkpred._route(graph, "CH3-L3n", linkpred.DEFAULT_BUDGET) == ROUTES["gemm"]
     assert linkpred._route(graph, "CH3-L3p", linkpred.DEFAULT_BUDGET) == ROUTES["pairs"]
+
+
+@pytest.mark.parametrize("variant", ["CH3-L3n", "CH2-L3n"])
+def test_large_layer_never_falls_back_to_dense_products(monkeypatch, variant):
+    # The one law: above GEMM_WEIGHTS a dense product's blocks grow with out x in (a 333k² layer asked for a
+    # 333k x 83k tensor); with neither pair lists nor wedges within budget, the cheaper sparse route is taken.
+    indices = _random_layer(200, 150, 0.05, 6)
+    graph = linkpred.LayerGraph(indices, (200, 150))
+    monkeypatch.setattr(linkpred, "GEMM_WEIGHTS", 1000)
+    route = linkpred._route(graph, variant, 64)
+    assert not route.gemm and route.sparse
+    expected = _as_dict(ch_scores(indices, (200, 150), variant))
+    got = _block_scores(ch_score_blocks(indices, (200, 150), variant, memory_budget=64, dtype=torch.float64))
+    assert set(got) == set(expected) and all(abs(got[k] - v) <= 1e-9 * v for k, v in expected.items())
