@@ -16,9 +16,10 @@ di(b) = C_V[b, v], with C_U = A Aᵀ and C_V = Aᵀ A the co-neighbour counts. S
   path-based: S = P Q over the links e = (j, b):  P[u, e] = A[u, b] / sqrt(deg(j) − C_U[u, j]),
                                                   Q[e, v] = A[j, v] / sqrt(deg(b) − C_V[b, v]).
 
-C_U and C_V are kept as pair lists (O(Σ degree²)), never as dense matrices. Where C_U's pair list
-is too large (a few inputs of high degree: Σ_b deg(b)² is 3.6·10⁹ for 784 inputs feeding 333k neurons
-at 10 links per neuron), the node-based E_U A is split by the number c of inputs u and j share:
+C_U and C_V are kept as pair lists (one entry per pair of nodes sharing a neighbour), never as dense
+matrices. Where C_U's pair list is too large (a few inputs of high degree: 3.5·10⁹ output pairs for 784
+inputs feeding 333k neurons at 10 links per neuron), the node-based E_U A is split by the number c of
+inputs u and j share:
 
   E_U = C_U ∘ G₁ + Δ,   G₁[u, j] = num(1) / (deg(j) − 1),   Δ[u, j] = E_U[u, j] − c G₁[u, j] where c ≥ 2,
 
@@ -269,9 +270,11 @@ class _Route:
     sparse: bool
 
 
-def _pair_list_bytes(degree: torch.Tensor) -> float:
-    """Bytes to build one side's co-neighbour pair list from the other side's degrees (~32 per entry)."""
-    return 32 * float((degree.double() ** 2).sum())
+def _pair_list_bytes(graph: LayerGraph) -> tuple[float, float]:
+    """Peak bytes to build ``C_U``'s and ``C_V``'s pair lists from ``LayerGraph.pair_bounds`` (~40 per pair:
+    the product's indices and values, then keys and counts)."""
+    pairs_u, pairs_v = graph.pair_bounds()
+    return 40 * pairs_u, 40 * pairs_v
 
 
 def _route(graph: LayerGraph, variant: str, memory_budget: int) -> _Route:
@@ -283,7 +286,7 @@ def _route(graph: LayerGraph, variant: str, memory_budget: int) -> _Route:
     if variant == "CH3-L3p":
         return _Route(gemm=False, wedges=False, dense_a_g1_a=False, sparse=True)
     m, n = graph.shape
-    pair_bytes = _pair_list_bytes(graph.degree_u) + _pair_list_bytes(graph.degree_v)
+    pair_bytes = sum(_pair_list_bytes(graph))
     pairs = pair_bytes <= memory_budget
     if m * n <= GEMM_WEIGHTS:
         return _Route(gemm=True, wedges=False, dense_a_g1_a=False, sparse=pairs)
@@ -293,9 +296,10 @@ def _route(graph: LayerGraph, variant: str, memory_budget: int) -> _Route:
 
 
 def _wedge_bytes(graph: LayerGraph) -> float:
-    """Layer-wide bytes of the wedge route: the wedges (~48 per entry), E_V's pair list and Aᵀ G₁ A."""
+    """Layer-wide bytes of the wedge route: the wedges (~48 per entry), E_V's pair list and Aᵀ G₁ A (at
+    most as many entries)."""
     squares = float((graph.degree_u.double() ** 2).sum())
-    return 24 * squares + 2 * _pair_list_bytes(graph.degree_u)
+    return 24 * squares + 2 * _pair_list_bytes(graph)[1]
 
 
 def _blocks(graph: LayerGraph, route: _Route, block_rows: int | None, memory_budget: int, element: int

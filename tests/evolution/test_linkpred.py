@@ -157,6 +157,36 @@ def test_wedges_count_shared_inputs():
     assert got == expected and max(expected.values()) >= 4
 
 
+@pytest.mark.parametrize("m, n, density, seed", [(30, 12, 0.4, 3), (7, 40, 0.2, 4), (50, 50, 0.05, 5)])
+def test_pair_lists_are_the_co_neighbour_counts_and_within_their_bound(m, n, density, seed):
+    from sparsenet.evolution.graph import LayerGraph
+    indices = _random_layer(m, n, density, seed)
+    dense = torch.zeros(m, n, dtype=torch.float64)
+    dense[indices[0], indices[1]] = 1
+    graph = LayerGraph(indices, (m, n))
+    for pairs, reference in ((graph.co_u, dense @ dense.t()), (graph.co_v, dense.t() @ dense)):
+        first, second = reference.nonzero(as_tuple=True)
+        assert torch.equal(pairs.keys, first * reference.shape[0] + second)
+        assert torch.equal(pairs.count, reference[first, second].long())
+        assert torch.equal(pairs.ptr[1:] - pairs.ptr[:-1], torch.bincount(first, minlength=reference.shape[0]))
+    bound_u, bound_v = graph.pair_bounds()
+    assert graph.co_u.keys.numel() <= bound_u and graph.co_v.keys.numel() <= bound_v
+
+
+def test_hub_layer_pair_lists_follow_pairs_not_paths():
+    # CSTI at width copies one block of correlated links into every tile: 6k neurons of a 100k² layer linked in
+    # cliques of hubs, 1.3e9 paths of two links for 3.9e7 pairs. Pair lists built by unique() over those paths
+    # took 23 GiB; they must cost pairs, and be priced below the paths (scaled: 10 copies of a complete 40 x 40 block).
+    block = torch.cartesian_prod(torch.arange(40), torch.arange(40))
+    copies = torch.cat([block + torch.tensor([100 * t, 50 * t]) for t in range(10)]).t()
+    indices = copies[:, torch.argsort(copies[0] * 1000 + copies[1])]
+    graph = linkpred.LayerGraph(indices, (1000, 500))
+    paths = float((graph.degree_u.double() ** 2).sum())                 # per side: 400 nodes x 40² paths
+    assert graph.co_u.keys.numel() == graph.co_v.keys.numel() == 10 * 40 * 40
+    assert graph.pair_bounds() == (400 * 400, 400 * 400) and paths == 400 * 40 * 40
+    assert not linkpred._route(graph, "CH2-L3n", int(sum(linkpred._pair_list_bytes(graph)))).wedges
+
+
 def test_wide_input_layer_takes_the_wedge_route_without_output_pairs(monkeypatch):
     # 784 inputs feeding 333k neurons at 10 links per neuron: C_U's pair list is Σ_b deg(b)² ≈ 3.6e9 entries.
     # Scaled down: 12 inputs of degree ~500 feeding 3000 outputs, with GEMM_WEIGHTS lowered to make it "large".
@@ -164,7 +194,8 @@ def test_wide_input_layer_takes_the_wedge_route_without_output_pairs(monkeypatch
     expected = _as_dict(ch_scores(indices, (3000, 12), "CH2-L3n"))
     graph = linkpred.LayerGraph(indices, (3000, 12))
     monkeypatch.setattr(linkpred, "GEMM_WEIGHTS", 1000)
-    budget = int(linkpred._pair_list_bytes(graph.degree_v)) // 4
+    budget = 4 * 8 * 12 * 12  # Aᵀ G₁ A (12 x 12, float64) takes a quarter; C_U's pairs (~2.4M) far more
+    assert sum(linkpred._pair_list_bytes(graph)) > 1000 * budget
     assert linkpred._route(graph, "CH2-L3n", budget) == ROUTES["wedges, dense AtG1A"]
     built = []
     original = linkpred.LayerGraph.co_u.fget
