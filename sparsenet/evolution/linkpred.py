@@ -295,6 +295,23 @@ def _route(graph: LayerGraph, variant: str, memory_budget: int) -> _Route:
     return _Route(gemm=False, wedges=wedges, dense_a_g1_a=small, sparse=not small)
 
 
+def planned_structure_bytes(shape: tuple[int, int], links: int, variant: str,
+                            memory_budget: int = DEFAULT_BUDGET) -> float:
+    """Layer-wide bytes link prediction will hold for a layer of ``shape = (out, in)`` with ``links`` spread
+    evenly (mean degrees; a planning figure before the layer exists): CH3-L3p's path factors, or the
+    node-based route's pair lists or wedges, chosen as ``_route`` chooses them."""
+    m, n = shape
+    du, dv = links / m, links / n
+    if variant == "CH3-L3p":
+        return 24.0 * (m * du * du + n * dv * dv)
+    pairs_u, pairs_v = 40.0 * m * min(du * dv, m), 40.0 * n * min(du * dv, n)
+    if m * n <= GEMM_WEIGHTS:
+        return pairs_u + pairs_v if pairs_u + pairs_v <= memory_budget else 0.0
+    if pairs_u + pairs_v <= memory_budget:
+        return pairs_u + pairs_v
+    return min(pairs_u + pairs_v, 24.0 * m * du * du + 2 * pairs_v)
+
+
 def _wedge_bytes(graph: LayerGraph) -> float:
     """Layer-wide bytes of the wedge route: the wedges (~48 per entry), E_V's pair list and Aᵀ G₁ A (at
     most as many entries)."""

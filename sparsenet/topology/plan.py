@@ -40,13 +40,13 @@ def layer_densities(shapes: list[tuple[int, int]], density: float, distribution:
 
 
 @torch.no_grad()
-def init_sparse_model(model: nn.Module, init: str = "er", density: float | list[float] = 0.01, weights: str = "swi",
+def init_sparse_model(model: nn.Module, init: str | list[str] = "er", density: float | list[float] = 0.01, weights: str = "swi",
                       distribution: str = "uniform", generator: torch.Generator | None = None,
                       equal_partition: bool = False, resort: bool = False, **options) -> None:
     """Give every ``SparseLinear`` of ``model`` a fresh topology and values, in place.
 
-    ``init``: a name of ``INITIALIZERS`` (options such as ``beta``, ``r``, ``degree_dist``, ``features``
-    are passed on); ``density``: one for all layers (spread by ``distribution``) or one per sparse layer;
+    ``init``: a name of ``INITIALIZERS``, or one per sparse layer (options such as ``beta``, ``r``,
+    ``degree_dist``, ``features`` are passed on; each initialiser takes its own); ``density``: one for all layers (spread by ``distribution``) or one per sparse layer;
     ``weights``: a name of ``WEIGHT_INITS``; ``equal_partition``: rewire the first
     layer's input side to equal degrees; ``resort``: align hidden-neuron degrees between consecutive
     layers that chain (out of one = in of the next). Which layers stay dense is the model's choice: only
@@ -59,8 +59,11 @@ def init_sparse_model(model: nn.Module, init: str = "er", density: float | list[
         densities = [check_density(d) for d in density]
     else:
         densities = layer_densities([layer.shape for layer in layers], density, distribution)
-    topologies = [make_topology(init, layer.out_features, layer.in_features, d, generator, **options)
-                  for layer, d in zip(layers, densities)]
+    inits = list(init) if isinstance(init, (list, tuple)) else [init] * len(layers)
+    if len(inits) != len(layers):
+        raise ValueError(f"init: {len(inits)} initialisers for {len(layers)} sparse layers")
+    topologies = [make_topology(name, layer.out_features, layer.in_features, d, generator, **options)
+                  for name, layer, d in zip(inits, layers, densities)]
     if equal_partition and layers:
         topologies[0] = rewire_equal_partition(topologies[0], layers[0].shape, generator)
     if resort:

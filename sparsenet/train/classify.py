@@ -14,8 +14,10 @@ from ..data import VisionData, load_vision, split_validation
 from ..data.vision import DATASETS, image_shape
 from ..evolution import DensitySchedule, TopologyEngine, method_schedule
 from ..evolution.linkpred import path_factors_fit
+from ..evolution.regrowth import CH_VARIANTS
 from ..models import MLP
 from ..topology import copy_topology, init_sparse_model, sparse_layers
+from ..topology.registry import INITIALIZERS
 from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
                          set_rng_state)
 from .config import (RunConfig, check_fraction, check_free_space, check_positive_ints, check_run_options,
@@ -57,6 +59,11 @@ class ClassifyConfig(RunConfig):
                                             "layer; for very wide MLPs, where one sparsity leaves the 784-input "
                                             "layer nearly empty (--hidden 333334,333333,333333 --links_per_neuron "
                                             "10: a million neurons, 8.3M links). The run's sparsity is derived.")
+    hidden_init: str | None = option(None, "topology initialiser of the hidden-to-hidden layers (default: "
+                                     "--init's). CSTI tiles the inputs' correlation over a layer; where a tile "
+                                     "keeps only a few dozen links (wide layers, --links_per_neuron) it links a "
+                                     "few percent of the neurons (100k² at 10 links per neuron: 5%): there use "
+                                     "e.g. --init csti --hidden_init bsw (CSTI where the layer sees the pixels).")
     checkpoint_every: int | None = option(None, "also checkpoint every N training steps inside an epoch, for "
                                           "long epochs (a resumed run continues mid-epoch exactly); default: "
                                           "after each epoch only.")
@@ -88,6 +95,13 @@ class ClassifyConfig(RunConfig):
             raise ValueError(f"--memory_limit must be > 0 GiB, got {self.memory_limit!r}")
         check_fraction(self, "valid_fraction")
         check_sparse_method(self)
+        if self.hidden_init is not None:
+            if self.method == "fc":
+                raise ValueError("--hidden_init sets a sparse topology; the dense fc has none")
+            if self.hidden_init not in INITIALIZERS:
+                raise ValueError(f"unknown hidden_init {self.hidden_init!r}; choose from {sorted(INITIALIZERS)}")
+            if self.init_topology is not None:
+                raise ValueError("--hidden_init and --init_topology both set the starting topology; give one")
         self._check_path_scoring()
         check_free_space(self)
         return self
@@ -104,6 +118,11 @@ class ClassifyConfig(RunConfig):
             if not path_factors_fit(links ** 2 / a + links ** 2 / b):
                 raise ValueError(f"{regrowth} regrowth on the {a}->{b} layer needs ~{links ** 2 / a:.2g} path factors "
                                  f"(degree cubed); use --regrowth ch2_l3n_soft (node-based) at this size")
+
+    def link_prediction(self) -> str | None:
+        """The CH variant the regrowth scores with ("CH3-L3p", ...), ``None`` for random or gradient regrowth."""
+        regrowth = self.engine_method().regrowth if self.method != "fc" else None
+        return CH_VARIANTS.get(regrowth.removesuffix("_soft")) if regrowth else None
 
     def layer_sizes(self) -> tuple:
         """Inputs, hidden widths, classes: the sizes a topology must have been made for."""
@@ -167,9 +186,12 @@ def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator)
     if config.init_topology:  # validate() ensured a sparse method
         copy_topology(model, load_topologies(config.init_topology), method.weights, generator)
     elif not dense:
-        init_sparse_model(model, method.init, density, method.weights, generator=generator,
-                          equal_partition=config.equal_partition, resort=config.resort,
-                          **_init_options(method.init, config, data))
+        inits = [method.init] + [config.hidden_init or method.init] * (len(config.hidden) - 1)
+        options = {k: v for init in set(inits) for k, v in _init_options(init, config, data).items()}
+        init_sparse_model(model, inits, density, method.weights, generator=generator,
+                          equal_partition=config.equal_partition, resort=config.resort, **options)
+        if "csti" in inits:
+            _warn_unlinked(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, config.lr_end_factor,
@@ -180,6 +202,16 @@ def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator)
     engine = TopologyEngine(model, optimizer, method, schedule, density=None if dense else config.final_densities(),
                             seed=config.seed)
     return model, optimizer, scheduler, engine, steps_per_epoch
+
+
+def _warn_unlinked(model: MLP) -> None:
+    """One stderr line per sparse layer that leaves more than half of its output neurons without links."""
+    for number, layer in enumerate(sparse_layers(model), 1):
+        linked = int(torch.unique(layer.indices[0]).numel())
+        if linked < layer.out_features / 2:
+            print(f"warning: layer {number} ({layer.in_features}->{layer.out_features}) starts with links on only "
+                  f"{linked:,} of its {layer.out_features:,} neurons (CSTI at this width); consider --hidden_init bsw",
+                  file=sys.stderr)
 
 
 def _init_options(init: str, config: ClassifyConfig, data: VisionData) -> dict:
@@ -243,7 +275,7 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
     plan = plan_mlp(config.layer_sizes(), list(map(max, config.start_densities(), config.final_densities())),
                     config.batch_size, chunk, 1 if config.momentum else 0,
                     sum(t.numel() * t.element_size() for t in vars(data).values() if isinstance(t, torch.Tensor)),
-                    dense=config.method == "fc")
+                    dense=config.method == "fc", link_prediction=config.link_prediction())
     check_plan(plan, config.memory_limit)  # before the model exists
     if not config.quiet:
         print(plan.describe(), file=sys.stderr)

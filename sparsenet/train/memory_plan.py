@@ -4,11 +4,12 @@ Counted exactly (the same tensors ``sparsenet.sparse.layer_memory`` counts once 
 structure (CSR ``crow``/``col`` and the transposed cache ``crow_t``/``col_t``/``perm``, int32 while sizes fit),
 gradients, optimizer state, the data set's tensors. Estimated: activations (the training batch's saved
 tensors and gradients, an evaluation chunk's) and the topology update's workspace (the link-prediction score
-blocks' budget plus per-link temporaries of the largest layer)."""
+blocks' budget, the layer-wide pair lists, wedges or path factors of CH link prediction, and per-link
+temporaries, for the layer that needs most)."""
 import os
 from dataclasses import dataclass, fields
 
-from ..evolution.linkpred import DEFAULT_BUDGET
+from ..evolution.linkpred import DEFAULT_BUDGET, planned_structure_bytes
 from ..sparse.csr import index_dtype
 from ..sparse.keys import link_count
 
@@ -51,10 +52,11 @@ def structure_bytes(out_features: int, in_features: int, nnz: int) -> int:
 
 
 def plan_mlp(sizes: tuple, densities: list[float], batch_size: int, evaluation_chunk: int, optimizer_slots: int,
-             data_bytes: int, dense: bool = False) -> MemoryPlan:
+             data_bytes: int, dense: bool = False, link_prediction: str | None = None) -> MemoryPlan:
     """Plan of the MLP ``sizes = (inputs, *hidden, classes)`` whose hidden layers have ``densities`` (the
     densest the run reaches; ignored when ``dense``), the output layer dense; ``optimizer_slots`` state
-    tensors per parameter (SGD with momentum: 1)."""
+    tensors per parameter (SGD with momentum: 1); ``link_prediction``: the CH variant of the regrowth
+    ("CH3-L3p", "CH3-L3n", "CH2-L3n"), ``None`` for random or gradient regrowth."""
     shapes = list(zip(sizes[:-2], sizes[1:-1]))
     links = [a * b if dense else link_count(b, a, d) for (a, b), d in zip(shapes, densities)]
     parameters = sum(links) + sum(sizes[1:-1]) + sizes[-2] * sizes[-1] + sizes[-1]
@@ -62,7 +64,9 @@ def plan_mlp(sizes: tuple, densities: list[float], batch_size: int, evaluation_c
     hidden = sum(sizes[1:-1])
     activations = max(ACTIVATION_COPIES * batch_size * hidden,
                       EVALUATION_COPIES * evaluation_chunk * max(sizes[1:-1])) * FLOAT
-    update = 0 if dense else DEFAULT_BUDGET + UPDATE_BYTES_PER_LINK * max(links)
+    update = 0 if dense else DEFAULT_BUDGET + max(
+        UPDATE_BYTES_PER_LINK * n + (planned_structure_bytes((b, a), n, link_prediction) if link_prediction else 0)
+        for (a, b), n in zip(shapes, links))
     return MemoryPlan(values=FLOAT * parameters, structure=structure, gradients=FLOAT * parameters,
                       optimizer=optimizer_slots * FLOAT * parameters, data=data_bytes, activations=activations,
                       update=update)

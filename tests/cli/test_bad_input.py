@@ -51,6 +51,8 @@ CASES = [  # (argv, what the one line must say); {tmp}: the test's folder, {corp
     (["train", "--valid_fraction", "1"], "valid_fraction must be in [0, 1), got 1.0"),
     (["train", "--links_per_neuron", "5", "--sparsity", "0.9"], "give --sparsity or --links_per_neuron, not both"),
     (["train", "--links_per_neuron", "0"], "--links_per_neuron must be > 0, got 0.0"),
+    (["train", "--hidden_init", "ws"], "unknown hidden_init 'ws'; choose from"),
+    (["train", "--method", "fc", "--hidden_init", "bsw"], "--hidden_init sets a sparse topology"),
     (["train", "--method", "fc", "--links_per_neuron", "5"], "--links_per_neuron sets a sparse topology"),
     (["train", "--links_per_neuron", "1000"], "--links_per_neuron 1000 makes every hidden layer dense"),
     (["train", "--hidden", "100000,10,10", "--links_per_neuron", "10", "--method", "chts"], "regrowth on the 64->100000 layer needs"),

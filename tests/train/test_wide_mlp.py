@@ -95,3 +95,43 @@ def test_mid_epoch_checkpoint_resumes_exactly(tmp_path, monkeypatch):
     assert resumed["final_test_accuracy"] == whole["final_test_accuracy"]
     cut, uncut = (load_checkpoint(Path(r) / "checkpoint.pt")["model"] for r in (tmp_path / "cut", whole["run_dir"]))
     assert all(torch.equal(cut[k], uncut[k]) for k in uncut)
+
+
+@pytest.mark.parametrize("hidden_init", [None, "er"])
+def test_hidden_init_keeps_csti_where_the_layer_sees_the_pixels(tmp_path, capsys, monkeypatch, hidden_init):
+    # CSTI tiles the 64-pixel correlation over 2000 x 2000: ~8 links per 64 x 64 tile link a few of the
+    # neurons; --hidden_init er gives the hidden layer ER (~98% linked) and leaves the first layer CSTI.
+    from sparsenet.data import load_vision
+    from sparsenet.topology.registry import INITIALIZERS
+    calls = []
+    for name in ("csti", "er"):
+        monkeypatch.setitem(INITIALIZERS, name, lambda out_f, in_f, *a, _f=INITIALIZERS[name], _n=name, **k:
+                            calls.append((_n, out_f, in_f)) or _f(out_f, in_f, *a, **k))
+    config = _config(tmp_path, dataset="digits", hidden=(2000, 2000), links_per_neuron=4, method="chts",
+                     init="csti", hidden_init=hidden_init)
+    hidden = classify._build(config, load_vision("digits"), torch.Generator().manual_seed(0))[0].hidden[1]
+    assert calls == [("csti", 2000, 64), (hidden_init or "csti", 2000, 2000)]
+    linked = torch.unique(hidden.indices[0]).numel() / 2000
+    warned = "layer 2 (2000->2000) starts with links on only" in capsys.readouterr().err
+    if hidden_init is None:
+        assert linked < 0.2 and warned
+    else:
+        assert linked > 0.9 and not warned
+
+
+@pytest.mark.parametrize("variant", ["CH2-L3n", "CH3-L3p"])
+def test_planned_link_prediction_structures_match_a_built_layer(monkeypatch, variant):
+    # The update's layer-wide pair lists (node-based) or path factors (CH3-L3p), planned from mean degrees, against
+    # those of an ER layer as built; GEMM_WEIGHTS lowered so this 3000² layer routes as a wide one does.
+    from sparsenet.evolution import linkpred
+    from sparsenet.topology.er import er
+    monkeypatch.setattr(linkpred, "GEMM_WEIGHTS", 1000)
+    indices = er(3000, 3000, 10 / 3000, torch.Generator().manual_seed(0))
+    graph = linkpred.LayerGraph(indices, (3000, 3000))
+    planned = linkpred.planned_structure_bytes((3000, 3000), indices.shape[1], variant, memory_budget=2**20)
+    if variant == "CH3-L3p":
+        built = 24.0 * float((graph.degree_u.double() ** 2).sum() + (graph.degree_v.double() ** 2).sum())
+    else:
+        assert linkpred._route(graph, variant, 2**20) == linkpred._Route(False, False, False, True)  # pair lists
+        built = 40.0 * (graph.co_u.keys.numel() + graph.co_v.keys.numel())
+    assert abs(planned - built) <= 0.1 * built, (planned, built)
