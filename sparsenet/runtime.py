@@ -1,6 +1,8 @@
-"""Process-level settings for CPU speed."""
+"""Process-level settings for CPU speed, and the process's peak memory."""
 import ctypes
 import ctypes.util
+import resource
+import sys
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -21,3 +23,8 @@ def tune_cpu_allocator() -> bool:
     except (OSError, AttributeError, TypeError):
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, 1 << 30)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far, in bytes (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)

@@ -22,7 +22,6 @@ import gc
 import json
 import multiprocessing
 import platform
-import resource
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -38,7 +37,7 @@ from ..data.translation import CORPORA
 from ..data.vision import DATASETS as VISION_DATASETS
 from ..data.vision import image_shape
 from ..models import MLP, Transformer
-from ..runtime import tune_cpu_allocator
+from ..runtime import peak_rss_bytes, tune_cpu_allocator
 from ..sparse import SparseLinear, layer_memory
 from ..topology import init_sparse_model
 from ..train.classify import PRESETS as CLASSIFY_PRESETS
@@ -198,11 +197,6 @@ def _proc_status_bytes(field: str) -> int | None:
     return int(line.split()[1]) * 1024
 
 
-def _max_rss_bytes() -> int:
-    """``ru_maxrss`` in bytes (KiB on Linux, bytes on macOS)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-
-
 def reset_peak_rss() -> bool:
     """Set the process's peak RSS (``VmHWM``) to its current RSS; False where the kernel does not allow it."""
     try:
@@ -235,7 +229,7 @@ class PeakMeter:
             self.baseline = torch.cuda.memory_allocated(self.device)
         else:
             release_free_heap()
-            self.baseline = _proc_status_bytes("VmRSS") or _max_rss_bytes()
+            self.baseline = _proc_status_bytes("VmRSS") or peak_rss_bytes()
 
     def reset(self) -> None:
         """Forget earlier peaks (on CPU only where /proc/self/clear_refs works) and freed bytes."""
@@ -249,7 +243,7 @@ class PeakMeter:
         """Peak bytes since the last ``reset``, minus the baseline."""
         if self.cuda:
             return torch.cuda.max_memory_allocated(self.device) - self.baseline
-        return (_proc_status_bytes("VmHWM") or _max_rss_bytes()) - self.baseline
+        return (_proc_status_bytes("VmHWM") or peak_rss_bytes()) - self.baseline
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from ..evolution import DensitySchedule, TopologyEngine, method_schedule
 from ..evolution.linkpred import path_factors_fit
 from ..evolution.regrowth import CH_VARIANTS
 from ..models import MLP
+from ..runtime import peak_rss_bytes
 from ..topology import copy_topology, init_sparse_model, sparse_layers
 from ..topology.registry import INITIALIZERS
 from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
@@ -339,7 +340,7 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
                   "test_loss": test_loss, "test_accuracy": test_accuracy,
                   **({"valid_loss": valid[0], "valid_accuracy": valid[1]} if valid else {}),
                   "lr": scheduler.get_last_lr()[0],
-                  "links": _links(model), "epoch_seconds": train_seconds,
+                  "links": _links(model), "epoch_seconds": train_seconds, "peak_rss_bytes": peak_rss_bytes(),
                   **({"anp": update["anp"], "overlap": update["overlap"], "update_seconds": update["seconds"],
                       "removed": update["removed"], "regrown": update["regrown"]} if update else {})}
         tracker.log(record, step=epoch + 1)
