@@ -30,8 +30,9 @@ Rows are scored in blocks; each block is kept dense (a ``(rows, n)`` tensor, for
 70–95% of absent links score) or sparse (coordinates, for large layers with small degree), chosen per
 block from its number of length-3 paths, with memory bounded by ``memory_budget``. Sparse × sparse
 products go through COO (``sparse.spgemm``: torch's CSR × CSR leaks memory on CPU); node-based dense
-blocks of layers up to ``GEMM_WEIGHTS`` weights use CSR × dense products instead (faster there; their
-cost grows with out × in, so larger layers don't).
+blocks of layers whose longer side squared is at most ``GEMM_WEIGHTS`` use CSR × dense products instead
+(faster there; they form C_U and C_V densely, so their cost grows with out² + in², and larger layers, a
+64 → 200,000 layer included, don't).
 """
 from dataclasses import dataclass
 from typing import Iterator
@@ -50,7 +51,7 @@ DEFAULT_BUDGET = 256 * 2**20
 MIN_BLOCKS = 4  # a block never holds more than a quarter of the rows: never an out x in tensor
 PATH_FACTOR_BUDGETS = 16  # CH3-L3p's path factors may take this many memory budgets
 KIND_WINDOWS = 16  # rows are dense or sparse by the mean reach of their window of m / KIND_WINDOWS rows
-GEMM_WEIGHTS = 2**24  # node-based dense blocks of layers up to this many weights use dense products
+GEMM_WEIGHTS = 2**24  # node-based dense blocks use dense products while max(out, in)² is at most this
 
 
 @dataclass
@@ -277,8 +278,14 @@ def _pair_list_bytes(graph: LayerGraph) -> tuple[float, float]:
     return 40 * pairs_u, 40 * pairs_v
 
 
+def _dense_products_fit(m: int, n: int) -> bool:
+    """Whether a ``(m, n)`` layer's node-based dense blocks may use dense products: they form ``(m, rows)``
+    blocks of C_U and ``(n, n)`` of C_V, so their work grows with ``m² + n²``, not with ``m · n``."""
+    return max(m, n) ** 2 <= GEMM_WEIGHTS
+
+
 def _route(graph: LayerGraph, variant: str, memory_budget: int) -> _Route:
-    """The paper's layers (≤ ``GEMM_WEIGHTS`` weights) keep dense products for dense blocks and use pair
+    """The paper's layers (``max(out, in)² ≤ GEMM_WEIGHTS``) keep dense products for dense blocks and use pair
     lists when they fit the budget, else dense blocks only. Larger layers use only sparse products: by
     pair lists when those fit the budget or cost less than the wedges, else by wedges — never a dense
     product, whose blocks grow with out × in (a 333k² layer asked for a 333k × 83k tensor). A wedge-route
@@ -288,7 +295,7 @@ def _route(graph: LayerGraph, variant: str, memory_budget: int) -> _Route:
     m, n = graph.shape
     pair_bytes = sum(_pair_list_bytes(graph))
     pairs = pair_bytes <= memory_budget
-    if m * n <= GEMM_WEIGHTS:
+    if _dense_products_fit(m, n):
         return _Route(gemm=True, wedges=False, dense_a_g1_a=False, sparse=pairs)
     wedges = not pairs and _wedge_bytes(graph) < pair_bytes
     small = wedges and 8 * n * n <= memory_budget // 4
@@ -305,7 +312,7 @@ def planned_structure_bytes(shape: tuple[int, int], links: int, variant: str,
     if variant == "CH3-L3p":
         return 24.0 * (m * du * du + n * dv * dv)
     pairs_u, pairs_v = 40.0 * m * min(du * dv, m), 40.0 * n * min(du * dv, n)
-    if m * n <= GEMM_WEIGHTS:
+    if _dense_products_fit(m, n):
         return pairs_u + pairs_v if pairs_u + pairs_v <= memory_budget else 0.0
     if pairs_u + pairs_v <= memory_budget:
         return pairs_u + pairs_v

@@ -211,6 +211,19 @@ def test_route_keeps_dense_products_for_the_papers_layers():
     assert linkpred._route(graph, "CH3-L3p", linkpred.DEFAULT_BUDGET) == ROUTES["pairs"]
 
 
+def test_few_inputs_and_many_outputs_take_no_dense_products(monkeypatch):
+    # 64 digits pixels feeding 200,000 neurons have 1.3e7 weights, yet dense products would form C_U blocks of
+    # 200,000 rows each: 4e10 scores in all (a 571 s update). Scaled down: 12 inputs, 3000 outputs, and
+    # GEMM_WEIGHTS between out x in and out².
+    indices = _random_layer(3000, 12, 0.15, 4)
+    graph = linkpred.LayerGraph(indices, (3000, 12))
+    monkeypatch.setattr(linkpred, "GEMM_WEIGHTS", 3000 * 12 * 2)
+    for variant in ("CH3-L3n", "CH2-L3n"):
+        assert not linkpred._route(graph, variant, linkpred.DEFAULT_BUDGET).gemm
+    monkeypatch.setattr(linkpred, "GEMM_WEIGHTS", 3000 * 3000)
+    assert linkpred._route(graph, "CH2-L3n", linkpred.DEFAULT_BUDGET).gemm
+
+
 @pytest.mark.parametrize("variant", ["CH3-L3n", "CH2-L3n"])
 def test_large_layer_never_falls_back_to_dense_products(monkeypatch, variant):
     # The one law: above GEMM_WEIGHTS a dense product's blocks grow with out x in (a 333k² layer asked for a
