@@ -59,7 +59,7 @@ def _check_fresh(run_dir: Path, restart: bool) -> None:
 
 def result_line(summary: dict) -> str:
     """One readable line of a run's summary: the data set, method, sparsity, result and sizes."""
-    shape = "dense" if summary["method"] == "fc" else f"{summary['sparsity']:.0%} sparse"
+    shape = "dense" if summary["method"] == "fc" else f"{100 * summary['sparsity']:.5g}% sparse"  # 99% or 99.996%
     if "best_test_accuracy" in summary:
         at_valid = summary["test_accuracy_at_best_valid"]
         result = (f"test accuracy {'n/a' if at_valid is None else f'{at_valid:.2%}'} at the best validation "
