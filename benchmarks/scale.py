@@ -38,7 +38,8 @@ ROW = textwrap.dedent("""
                           wandb="off", quiet=True, **json.loads({options!r}))
     data = load_vision("mnist", config.data_dir, False)
     plan = plan_mlp(config.layer_sizes(), list(map(max, config.start_densities(), config.final_densities())),
-                    config.batch_size, evaluation_chunk(config.hidden), 1, 0)
+                    config.batch_size, evaluation_chunk(config.hidden), 1, 0,
+                    link_prediction=config.link_prediction())
     model, optimizer, scheduler, engine, steps_per_epoch = _build(config, data, torch.Generator().manual_seed(0))
     order = torch.randperm(data.train_x.shape[0], generator=torch.Generator().manual_seed(1))
     times = []

@@ -1,6 +1,10 @@
 """Wide MLPs: --links_per_neuron's per-layer link counts, the memory plan against the counted bytes of a
-50k-neuron model, refusing a plan over the limit, and mid-epoch checkpoints that resume exactly."""
+50k-neuron model, refusing a plan over the limit, mid-epoch checkpoints that resume exactly, and the one law
+on 200k-neuron hidden layers."""
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,8 @@ from sparsenet.train.checkpoint import load_checkpoint
 from sparsenet.train.classify import build_config, train
 from sparsenet.train.memory_plan import check_plan, plan_mlp
 from tests.conftest import TINY_DATA
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _config(tmp_path, **overrides):
@@ -135,3 +141,21 @@ def test_planned_link_prediction_structures_match_a_built_layer(monkeypatch, var
         assert linkpred._route(graph, variant, 2**20) == linkpred._Route(False, False, False, True)  # pair lists
         built = 40.0 * (graph.co_u.keys.numel() + graph.co_v.keys.numel())
     assert abs(planned - built) <= 0.1 * built, (planned, built)
+
+
+def test_one_law_at_200k_neurons_per_hidden_layer(tmp_path):
+    """The recipe as a user runs it on 3 hidden layers of 200,000 neurons (a dense 200k² weight: 160 GB):
+    training steps and one CHTs update (CH2-L3n-soft, percolation) in a fresh process whose peak RSS stays
+    within the memory plan plus torch's own footprint, and far below one dense hidden weight."""
+    result = subprocess.run(
+        [sys.executable, "cli.py", "train", "--dataset", "digits", "--hidden", "200000,200000,200000",
+         "--links_per_neuron", "2", "--method", "chts", "--init", "er", "--regrowth", "ch2_l3n_soft",
+         "--epochs", "2", "--batch_size", "128", "--out_dir", str(tmp_path), "--wandb", "off"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    plan = float(re.search(r"total ([\d.]+) GiB", result.stderr).group(1)) * 2**30
+    (run_dir,) = tmp_path.iterdir()
+    first, last = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert first["removed"] > 0 and first["regrown"] > 0  # the update that ends epoch 1 ran
+    assert last["peak_rss_bytes"] < plan + 1.0 * 2**30, (last["peak_rss_bytes"], plan)
+    assert last["peak_rss_bytes"] < 200_000 * 200_000 * 4 / 50
