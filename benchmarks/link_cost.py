@@ -9,23 +9,12 @@ cache), not extra work. ``results/scale.md`` uses it to explain the step-time gr
     python -m benchmarks.link_cost --widths 3333 10000 33333 100000 333333
 """
 import argparse
-from pathlib import Path
 
 import torch
 
-from benchmarks.scale import _cpu
-from benchmarks.timing import median_ms
+from benchmarks.timing import cpu_model, last_level_cache, median_ms
 from sparsenet.runtime import tune_cpu_allocator
 from sparsenet.sparse import SparseLinear
-
-
-def _last_level_cache() -> str:
-    """The size of CPU 0's highest-index cache as /sys lists it (e.g. ``32768K``), or ``unknown``."""
-    try:
-        caches = sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"))
-        return (caches[-1] / "size").read_text().strip()
-    except (OSError, IndexError):
-        return "unknown"
 
 
 def ns_per_link(width: int, links_per_neuron: int, batch: int, repeats: int) -> tuple[int, float]:
@@ -52,7 +41,7 @@ def main(argv=None) -> None:
     if min(args.widths) <= args.links_per_neuron:
         parser.error(f"--widths must exceed --links_per_neuron ({args.links_per_neuron}), got {min(args.widths)}")
     tune_cpu_allocator()
-    print(f"CPU: {_cpu()}; last-level cache {_last_level_cache()}; torch {torch.__version__}; "
+    print(f"CPU: {cpu_model()}; last-level cache {last_level_cache()}; torch {torch.__version__}; "
           f"{torch.get_num_threads()} threads; batch {args.batch}, {args.links_per_neuron} links per neuron")
     print("| width | links | input MiB | ns per link (fwd+bwd) |\n|---|---|---|---|")
     for width in args.widths:

@@ -15,10 +15,11 @@ widths that links only ~5% of the hidden neurons (5,416 of 100,000), with hubs o
 import argparse
 import json
 import math
-import platform
 import subprocess
 import sys
 import textwrap
+
+from benchmarks.timing import cpu_model
 
 METHODS = {"set": {"method": "set"}, "chts": {"method": "chts", "init": "er"},
            "chts-ch2": {"method": "chts", "regrowth": "ch2_l3n_soft", "init": "er"}}
@@ -84,14 +85,6 @@ def measure(width: int, method: str, steps: int, data_dir: str) -> dict:
     return dict(method=method, **json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
-
-
 def table(rows: list[dict]) -> str:
     """The rows as a markdown table, then each method's growth exponents against the number of links."""
     lines = ["| method | hidden neurons | links | s/step | s/epoch | update s | peak RSS GiB | plan GiB |",
@@ -134,7 +127,7 @@ def main(argv=None) -> None:
     if min(args.sizes) < 3:
         parser.error(f"--sizes must be at least 3 neurons (three layers), got {min(args.sizes)}")
     import torch
-    print(f"CPU: {_cpu()}; torch {torch.__version__}; {torch.get_num_threads()} threads", flush=True)
+    print(f"CPU: {cpu_model()}; torch {torch.__version__}; {torch.get_num_threads()} threads", flush=True)
     rows = []
     for width in args.sizes:
         for method in args.methods:

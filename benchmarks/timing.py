@@ -1,6 +1,8 @@
-"""Median wall-clock timing after warm-up, in one process."""
+"""Median wall-clock timing after warm-up, in one process, and the machine facts printed beside it."""
+import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -19,3 +21,21 @@ def median_ms(fn, repeats: int = 20, warmup: int = 5) -> float:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1e3
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (e.g. ``AMD EPYC``), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def last_level_cache() -> str:
+    """The size of CPU 0's highest-level cache as /sys lists it (e.g. ``32768K``), or ``unknown``."""
+    try:
+        caches = sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"), key=lambda p: int(p.name[5:]))
+        return (caches[-1] / "size").read_text().strip()
+    except (OSError, IndexError, ValueError):
+        return "unknown"
