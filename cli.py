@@ -38,24 +38,29 @@ class CLI:
         if options.pop("help", False) or options.pop("h", False):
             print(TRAIN_HELP + options_help(CONFIGS))
             return
+        from sparsenet.train import distributed
         run_dir = None
         try:
+            distributed.setup()  # under torchrun: join the ranks' process group (gloo)
             recipe, config, run_dir = open_run(model, options, resume, restart)
             stop_on_sigterm()
             summary = recipe.train(config, resume=resume)
-        except (ValueError, DataError) as error:
-            raise SystemExit(f"error: {error}")
+        except (ValueError, DataError) as error:  # the same on every rank: rank 0 says it
+            raise SystemExit(f"error: {error}" if distributed.is_main() else 1)
         except KeyboardInterrupt as stop:
             saved = run_dir is not None and (run_dir / "checkpoint.pt").exists()
             raise interrupted(stop, f"resume with: python cli.py train --resume {run_dir}" if saved else
                               "no checkpoint was written yet, so there is nothing to resume")
-        print(result_line(summary))
-        print(json.dumps(summary))
+        finally:
+            distributed.shutdown()
+        if distributed.is_main():
+            print(result_line(summary))
+            print(json.dumps(summary))
 
     @typed
     def sweep(self, path: str, local: bool = False, dry_run: bool = False, workers: int = 1, count: int | None = None,
               seed: int = 0, runs_dir: str = "runs", data_dir: str | None = None, wandb: str = "offline",
-              agents: int = 1, project: str | None = None, entity: str | None = None):
+              agents: int = 1, project: str | None = None, entity: str | None = None, nproc_per_node: int = 1):
         """Run a W&B sweep YAML (sweeps/*.yaml): on W&B when you are logged in, else here.
 
         Logged in (and without --local): creates the sweep with the W&B API and runs --agents agents here
@@ -63,7 +68,8 @@ class CLI:
         Offline or with --local: expands the YAML (grid: every combination; random/bayes: --count seeded
         draws) and runs the runs here into RUNS_DIR/SWEEP/RUN_NAME, --workers at a time. A failed run is
         recorded in RUNS_DIR/SWEEP/failed.jsonl and the sweep goes on; running the sweep again skips
-        finished runs and resumes interrupted ones.
+        finished runs and resumes interrupted ones. With --nproc_per_node N every run (local or by a W&B
+        agent) is N data-parallel processes launched by torchrun.
 
         Args:
             path: the sweep YAML, e.g. sweeps/mlp_99_cpu.yaml.
@@ -78,6 +84,8 @@ class CLI:
             agents: W&B agents to run here; 0 prints the agent command instead.
             project: W&B project (default the YAML's `project`, else sparsenet).
             entity: W&B entity (default your default entity).
+            nproc_per_node: processes per run (torchrun --standalone on this machine; threads per process
+                are the cores split between workers x processes).
         """
         from sparsenet.experiments import sweeps
         from sparsenet.train.tracking import wandb_mode
@@ -85,13 +93,15 @@ class CLI:
         try:
             spec = sweeps.load_sweep(path)
             sweeps.check_sweep(spec, sweeps.train_options())
+            sweeps.launcher(nproc_per_node)  # a bad process count stops here, before any run
             if local or dry_run or wandb_mode("auto") != "online":
                 extra = [f"--data_dir={data_dir}"] if data_dir else []
-                counts = sweeps.run_local(spec, path, runs_dir, workers, count, seed, dry_run, extra, wandb)
+                counts = sweeps.run_local(spec, path, runs_dir, workers, count, seed, dry_run, extra, wandb,
+                                          nproc_per_node=nproc_per_node)
                 if counts["failed"]:
                     raise SystemExit(1)
             else:
-                sweeps.run_wandb(spec, project, entity, agents, count)
+                sweeps.run_wandb(spec, project, entity, agents, count, nproc_per_node=nproc_per_node)
         except ValueError as error:
             raise SystemExit(f"error: {error}")
         except KeyboardInterrupt as stop:

@@ -12,9 +12,14 @@ current gradient, RigL the current batch's activations). When an update is due i
      mask code, where new-link handling applies only where the old mask was 0); new links start at zero;
      CHT's early stop flags a layer once removed∩regrown / regrown exceeds the threshold (the flag stays)
      and stops every layer's evolution once all layers are flagged;
-  5. under torch.distributed, makes every rank adopt rank 0's topology;
-  6. returns statistics; ``state_dict()``/``load_state_dict()`` hold what resuming needs.
+  5. under torch.distributed: checks that every rank holds the same links (a SHA-256 digest of each layer's
+     CSR, compared before and after the update; ``check_ranks``), decides the update on rank 0 alone, RigL
+     from the activations of every rank's part of the batch, and broadcasts the new links, values and the
+     early-stop flags; the other ranks move their optimizer state by key, as rank 0 did;
+  6. returns statistics (with ``topology_hash``, a digest of every layer's links); ``state_dict()`` /
+     ``load_state_dict()`` hold what resuming needs.
 """
+import hashlib
 import time
 
 import torch
@@ -22,6 +27,7 @@ from torch import distributed as dist
 from torch import nn
 
 from ..sparse import keys_to_indices, link_count, linear_keys
+from ..sparse.csr import expand
 from ..topology.measures import active_neuron_rate, overlap
 from ..topology.plan import sparse_layers
 from .linkpred import DEFAULT_BUDGET, check_path_scoring
@@ -43,11 +49,13 @@ class TopologyEngine:
     start at ``DensitySchedule.start()``).
     relations: percolation relations (default ``model.percolation_relations()`` if the model has it).
     seed: seeds the engine's own generator (its state is saved).
+    check_ranks: under torch.distributed, stop with ``RuntimeError`` when the ranks' links differ before or
+    after an update (on by default; costs a digest of each layer's links per update).
     """
 
     def __init__(self, model: nn.Module, optimizers, method: Method, schedule: Schedule,
                  density: float | list[float] | None = None,
-                 relations=None, seed: int = 0, memory_budget: int = DEFAULT_BUDGET):
+                 relations=None, seed: int = 0, memory_budget: int = DEFAULT_BUDGET, check_ranks: bool = True):
         self.layers = sparse_layers(model)
         self.optimizers = list(optimizers) if isinstance(optimizers, (list, tuple)) else [optimizers]
         self.method = method.validate()
@@ -65,6 +73,7 @@ class TopologyEngine:
                              f"t_end = {schedule.end} (update interval {schedule.update_interval})")
         self.generator = torch.Generator().manual_seed(seed)
         self.memory_budget = memory_budget
+        self.check_ranks = check_ranks
         self.stopped = False
         self.flagged = set()  # layers whose topology converged once (CHT's early stop; sticky)
         self.history = {i: (torch.empty(0, dtype=torch.int64), torch.empty(0)) for i in range(len(self.layers))}
@@ -138,6 +147,20 @@ class TopologyEngine:
         """Apply an update if one is due at ``global_step``; return its statistics, else None."""
         if self.method.removal is None or self.stopped or not self.schedule.is_update(global_step):
             return None
+        distributed = _distributed()
+        if distributed and self.check_ranks:
+            self._check_ranks(global_step, "before")
+        if distributed and self.method.regrowth_kind == "gradient":
+            self._gather_captured()
+        stats = self._update(global_step) if not distributed or dist.get_rank() == 0 else None
+        if distributed:
+            stats = self._adopt_rank_zero(stats)
+            if self.check_ranks:
+                self._check_ranks(global_step, "after")
+        self._captured.clear()
+        return {**stats, "topology_hash": self.topology_hash()}
+
+    def _update(self, global_step: int) -> dict:
         start = time.perf_counter()
         targets = {layer: self._target_nnz(layer, global_step) for layer in self.layers}
         masks = percolate(self._keep_masks(global_step, targets), self.relations)
@@ -164,36 +187,63 @@ class TopologyEngine:
             self.flagged |= {layer for layer, s in zip(self.layers, per_layer)
                              if s["regrown"] and s["overlap"] > self.method.early_stop}
             self.stopped = len(self.flagged) == len(self.layers)
-        self._sync_ranks()
-        self._captured.clear()
+        regrown = sum(s["regrown"] for s in per_layer)
         return {"step": global_step, "nnz": sum(s["nnz"] for s in per_layer),
-                "removed": sum(s["removed"] for s in per_layer), "regrown": sum(s["regrown"] for s in per_layer),
-                "overlap": sum(s["overlap"] * s["regrown"] for s in per_layer) / max(1, sum(s["regrown"] for s in
-                                                                                              per_layer)),
+                "removed": sum(s["removed"] for s in per_layer), "regrown": regrown,
+                "overlap": sum(s["overlap"] * s["regrown"] for s in per_layer) / max(1, regrown),
                 "anp": self.active_neuron_rate(), "zeta": self.schedule.zeta_at(global_step),
                 "stopped": self.stopped, "seconds": time.perf_counter() - start, "layers": per_layer}
 
-    def _sync_ranks(self) -> None:
-        """Under torch.distributed, every rank adopts rank 0's topology and values (state remapped by key)."""
-        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-            return
+    def topology_hash(self) -> str:
+        """16 hex digits of a SHA-256 over every sparse layer's links (its CSR row pointers and columns)."""
+        digest = hashlib.sha256()
         for layer in self.layers:
-            size = torch.tensor([layer.nnz], device=layer.values.device)
+            digest.update(_layer_digest(layer))
+        return digest.hexdigest()[:16]
+
+    def _check_ranks(self, global_step: int, when: str) -> None:
+        """``RuntimeError`` on every rank when some rank's links differ from rank 0's in some layer."""
+        mine = torch.tensor([int.from_bytes(_layer_digest(l)[:8], "little", signed=True) for l in self.layers])
+        every = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
+        dist.all_gather(every, mine)
+        for position in range(len(self.layers)):
+            differ = [r for r, digests in enumerate(every) if digests[position] != every[0][position]]
+            if differ:
+                layer = self.layers[position]
+                raise RuntimeError(f"the ranks' topologies differ {when} the update at step {global_step}: sparse "
+                                   f"layer {position} ({layer.in_features}->{layer.out_features}) on rank(s) "
+                                   f"{', '.join(map(str, differ))} is not rank 0's")
+
+    def _gather_captured(self) -> None:
+        """RigL: every rank's (inputs, output gradients) of each layer, concatenated along the batch, so rank 0
+        scores the gradient of the whole global batch (the sum of the ranks' parts)."""
+        for layer, (x, grad) in list(self._captured.items()):
+            self._captured[layer] = (_gather_rows(x.reshape(-1, x.shape[-1])),
+                                     _gather_rows(grad.reshape(-1, grad.shape[-1])))
+
+    def _adopt_rank_zero(self, stats: dict | None) -> dict:
+        """Broadcast rank 0's update (links, values, flags, statistics); the other ranks install it and move
+        their optimizer state by key, as rank 0 did. Returns the statistics."""
+        for layer in self.layers:
+            size = torch.tensor([layer.nnz], dtype=torch.int64)
             dist.broadcast(size, src=0)
-            indices = layer.indices.clone() if dist.get_rank() == 0 else layer.indices.new_empty(2, int(size))
-            values = layer.values.detach().clone() if dist.get_rank() == 0 else layer.values.new_empty(int(size))
-            dist.broadcast(indices, src=0)
-            dist.broadcast(values, src=0)
-            if dist.get_rank() != 0 and not torch.equal(indices, layer.indices):
-                old_keys = linear_keys(layer.indices, layer.in_features)
+            mine = dist.get_rank() == 0
+            crow = layer.crow if mine else layer.crow.new_empty(layer.out_features + 1)
+            col = layer.col if mine else layer.col.new_empty(int(size[0]))
+            values = layer.values.detach() if mine else layer.values.new_empty(int(size[0]))
+            for tensor in (crow, col, values):
+                dist.broadcast(tensor, src=0)
+            if not mine:
+                indices = expand(crow, col)
+                old_to_new = remap_positions(linear_keys(layer.indices, layer.in_features),
+                                             linear_keys(indices, layer.in_features))
                 layer.set_topology(indices, values)
-                old_to_new = remap_positions(old_keys, linear_keys(indices, layer.in_features))
                 remap_optimizer_state(self.optimizers, layer.values, old_to_new, layer.nnz)
-            elif dist.get_rank() != 0:
-                layer.values.data.copy_(values)
-        stopped = torch.tensor([int(self.stopped)], device=self.layers[0].values.device)
-        dist.broadcast(stopped, src=0)
-        self.stopped = bool(stopped)
+        shared = [stats, sorted(self.layers.index(l) for l in self.flagged), self.stopped]
+        dist.broadcast_object_list(shared, src=0)
+        stats, flagged, self.stopped = shared
+        self.flagged = {self.layers[i] for i in flagged}
+        return stats
 
     def _remember(self, position: int, keys: torch.Tensor, values: torch.Tensor) -> None:
         if not self.method.historical_weights:
@@ -234,6 +284,29 @@ class TopologyEngine:
         self.flagged = {self.layers[i] for i in state.get("flagged", state.get("frozen", []))}
         self.generator.set_state(state["generator"])
         self.history = state["history"]
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _layer_digest(layer) -> bytes:
+    """SHA-256 of a layer's CSR row pointers and columns (on the CPU: an update's bookkeeping, not a hot path)."""
+    digest = hashlib.sha256()
+    for tensor in (layer.crow, layer.col):
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.digest()
+
+
+def _gather_rows(rows: torch.Tensor) -> torch.Tensor:
+    """``rows (n_r, f)`` of every rank concatenated in rank order (ranks may hold different ``n_r``)."""
+    counts = [torch.zeros(1, dtype=torch.int64) for _ in range(dist.get_world_size())]
+    dist.all_gather(counts, torch.tensor([rows.shape[0]]))
+    longest = int(max(counts))
+    padded = torch.cat((rows, rows.new_zeros(longest - rows.shape[0], rows.shape[1])))
+    every = [torch.empty_like(padded) for _ in counts]
+    dist.all_gather(every, padded)
+    return torch.cat([part[:int(n)] for part, n in zip(every, counts)])
 
 
 def _first_index(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

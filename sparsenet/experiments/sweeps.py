@@ -20,6 +20,11 @@ Local layout (``run_local``)::
 SWEEP is the spec's ``name`` (else the YAML's stem); RUN_NAME is ``run_name(params)``, so running the same
 sweep again finds its directories: finished runs (summary.json) are skipped, interrupted ones (checkpoint.pt,
 no summary) continue with ``train --resume``.
+
+Distributed runs (``nproc_per_node`` > 1): each run of the sweep is launched through torchrun
+(``python -m torch.distributed.run --standalone --nproc_per_node N cli.py train ...``), locally and by the
+W&B agents (the sweep's ``command`` gets the torchrun prefix, W&B's pattern for distributed runs); rank 0
+alone talks to W&B.
 """
 import difflib
 import hashlib
@@ -346,35 +351,47 @@ def program_path(spec: dict) -> Path:
     return path
 
 
+def launcher(nproc_per_node: int = 1) -> list[str]:
+    """The start of a run's command: ``python``, or ``python -m torch.distributed.run --standalone
+    --nproc_per_node=N`` (torchrun on one machine, a free rendezvous port per run) for N > 1 processes."""
+    if isinstance(nproc_per_node, bool) or not isinstance(nproc_per_node, int) or nproc_per_node < 1:
+        raise ValueError(f"--nproc_per_node must be an integer >= 1, got {nproc_per_node!r}")
+    if nproc_per_node == 1:
+        return [sys.executable]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}"]
+
+
 def plan_runs(spec: dict, sweep_dir: Path, count: int | None = None, seed: int = 0, extra_args=(),
-              wandb: str = "offline") -> list[Run]:
-    """A ``Run`` per expanded parameter set. Command: ``python PROGRAM train --k=v ... --out_dir=SWEEP_DIR
-    --run_name=NAME --wandb=WANDB --quiet EXTRA_ARGS``, or ``python PROGRAM train --resume=RUN_DIR`` when
-    the run has a checkpoint but no summary (a resumed run keeps its own config)."""
+              wandb: str = "offline", nproc_per_node: int = 1) -> list[Run]:
+    """A ``Run`` per expanded parameter set. Command: ``LAUNCHER PROGRAM train --k=v ... --out_dir=SWEEP_DIR
+    --run_name=NAME --wandb=WANDB --quiet EXTRA_ARGS``, or ``LAUNCHER PROGRAM train --resume=RUN_DIR`` when
+    the run has a checkpoint but no summary (a resumed run keeps its own config); LAUNCHER is
+    ``launcher(nproc_per_node)``."""
     owned = [name for name in spec["parameters"] if name in RUNNER_OPTIONS]
     if owned:
         raise ValueError(f"the local runner sets {', '.join('--' + n for n in owned)} itself; remove "
                          f"{'it' if len(owned) == 1 else 'them'} from the sweep's parameters")
     program = str(program_path(spec))
+    start = launcher(nproc_per_node)
     runs = []
     for params in expand(spec, count, seed):
         name = run_name(params)
         directory = sweep_dir / name
         if (directory / "checkpoint.pt").exists() and not (directory / "summary.json").exists():
-            command = [sys.executable, program, "train", f"--resume={directory}"]
+            command = [*start, program, "train", f"--resume={directory}"]
         else:
-            command = [sys.executable, program, "train", *(f"--{k}={v}" for k, v in params.items()),
+            command = [*start, program, "train", *(f"--{k}={v}" for k, v in params.items()),
                        f"--out_dir={sweep_dir}", f"--run_name={name}", f"--wandb={wandb}", "--quiet", *extra_args]
         runs.append(Run(params, name, directory, sweep_dir / "logs" / f"{name}.log", command))
     return runs
 
 
-def child_env(workers: int) -> dict:
-    """The environment for the runs: with several workers, ``cpu_count // workers`` (>= 1) OpenMP/MKL threads
-    each so that the runs do not oversubscribe the cores."""
+def child_env(workers: int, nproc_per_node: int = 1) -> dict:
+    """The environment for the runs: with several processes at a time (workers x processes per run),
+    ``cpu_count // processes`` (>= 1) OpenMP/MKL threads each so that they do not oversubscribe the cores."""
     env = dict(os.environ)
-    if workers > 1:
-        threads = str(max(1, (os.cpu_count() or 1) // workers))
+    if workers * nproc_per_node > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // (workers * nproc_per_node)))
         env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     return env
 
@@ -423,18 +440,20 @@ def record_failure(sweep_dir: Path, run: Run, returncode: int, error: str) -> No
 
 
 def run_local(spec: dict, sweep_path, runs_dir="runs", workers: int = 1, count: int | None = None, seed: int = 0,
-              dry_run: bool = False, extra_args=(), wandb: str = "offline", printer=print) -> dict:
+              dry_run: bool = False, extra_args=(), wandb: str = "offline", printer=print,
+              nproc_per_node: int = 1) -> dict:
     """Run the sweep here, ``workers`` runs at a time, into ``RUNS_DIR/SWEEP/`` (see the module docstring).
 
     Finished runs are skipped, interrupted ones resumed; a failing run is recorded in failed.jsonl and the
     sweep goes on. ``dry_run`` prints each pending run's command and runs (and creates) nothing.
-    ``extra_args`` (e.g. ``["--data_dir=../data"]``) go to every new run. Returns the counts
+    ``extra_args`` (e.g. ``["--data_dir=../data"]``) go to every new run; each run is ``nproc_per_node``
+    torchrun processes when that is > 1. Returns the counts
     ``{"total", "skipped", "finished", "failed"}``.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     sweep_dir = Path(runs_dir) / sweep_name(spec, sweep_path)
-    runs = plan_runs(spec, sweep_dir, count, seed, tuple(extra_args), wandb)
+    runs = plan_runs(spec, sweep_dir, count, seed, tuple(extra_args), wandb, nproc_per_node)
     pending = [run for run in runs if not run.finished]
     counts = {"total": len(runs), "skipped": len(runs) - len(pending), "finished": 0, "failed": 0}
     if spec["method"] == "bayes":
@@ -443,7 +462,8 @@ def run_local(spec: dict, sweep_path, runs_dir="runs", workers: int = 1, count: 
         for run in pending:
             printer(shlex.join(run.command))
         return counts
-    for run, returncode, error in _execute_all(pending, workers, sweep_dir.name):
+    env = child_env(workers, nproc_per_node)
+    for run, returncode, error in _execute_all(pending, workers, sweep_dir.name, env):
         if returncode == 0:
             counts["finished"] += 1
         else:
@@ -455,10 +475,9 @@ def run_local(spec: dict, sweep_path, runs_dir="runs", workers: int = 1, count: 
     return counts
 
 
-def _execute_all(runs: list[Run], workers: int, label: str):
-    """Yield ``(run, exit code, last stderr line)`` as the runs end, ``workers`` at a time, with a progress bar;
-    on an interrupt, runs not yet started are cancelled."""
-    env = child_env(workers)
+def _execute_all(runs: list[Run], workers: int, label: str, env: dict):
+    """Yield ``(run, exit code, last stderr line)`` as the runs end, ``workers`` at a time (environment ``env``),
+    with a progress bar; on an interrupt, runs not yet started are cancelled."""
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         futures = {pool.submit(execute, run, env): run for run in runs}
@@ -475,11 +494,29 @@ def _execute_all(runs: list[Run], workers: int, label: str):
 
 # ---------------------------------------------------------------------------------------------------------- W&B
 
+DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "train", "${args}"]
+
+
+def distributed_command(command: list | None, nproc_per_node: int) -> list:
+    """The sweep's ``command`` (default ``DEFAULT_COMMAND``) with each run launched by torchrun on
+    ``nproc_per_node`` processes: ``${interpreter}`` becomes ``${interpreter} -m torch.distributed.run
+    --standalone --nproc_per_node=N`` (the W&B agent expands the macros; rank 0 reports to the agent's run)."""
+    command = list(command or DEFAULT_COMMAND)
+    if nproc_per_node == 1:
+        return command
+    if "${interpreter}" not in command:
+        raise ValueError("--nproc_per_node needs the sweep's command to start with ${interpreter} (python)")
+    at = command.index("${interpreter}") + 1
+    return command[:at] + launcher(nproc_per_node)[1:] + command[at:]
+
+
 def run_wandb(spec: dict, project: str | None = None, entity: str | None = None, agents: int = 1,
-              count: int | None = None, printer=print) -> str:
+              count: int | None = None, printer=print, nproc_per_node: int = 1) -> str:
     """Create the sweep on W&B; run ``agents`` agents here (``wandb agent``, each for up to ``count`` runs,
     from the repository root so that ``program: cli.py`` resolves), or with ``agents=0`` print the agent
-    command. Returns the sweep path ``ENTITY/PROJECT/SWEEP_ID``. ``ValueError`` unless logged in to W&B."""
+    command. With ``nproc_per_node`` > 1 every run is launched through torchrun (``distributed_command``).
+    Returns the sweep path ``ENTITY/PROJECT/SWEEP_ID``. ``ValueError`` unless logged in to W&B."""
+    spec = {**spec, "command": distributed_command(spec.get("command"), nproc_per_node)}
     if wandb_mode("auto") != "online":
         raise ValueError("not logged in to W&B (run `wandb login`, or WANDB_MODE is set); run the sweep with --local")
     import wandb as wandb_lib

@@ -23,6 +23,8 @@ from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporar
                          set_rng_state)
 from .config import (RunConfig, check_fraction, check_free_space, check_positive_ints, check_run_options,
                      check_sparse_method, option, with_presets)
+from .distributed import (all_sum, check_divides, is_main, rank_rng_states, restore_rank_rng, seed_rank_stream,
+                          shard, sum_gradients)
 from .memory_plan import check_plan, plan_mlp
 from .tracking import Tracker, default_run_name
 
@@ -92,6 +94,7 @@ class ClassifyConfig(RunConfig):
         check_run_options(self)
         check_positive_ints(self, ("epochs", "batch_size", *(("checkpoint_every",) if self.checkpoint_every
                                                              is not None else ())))
+        check_divides(self.batch_size, "batch_size")  # under torchrun: each rank takes batch_size / ranks
         if self.memory_limit is not None and not self.memory_limit > 0:
             raise ValueError(f"--memory_limit must be > 0 GiB, got {self.memory_limit!r}")
         check_fraction(self, "valid_fraction")
@@ -201,7 +204,7 @@ def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator)
     schedule = method_schedule(method, steps_per_epoch * config.update_interval, steps_per_epoch * config.epochs,
                                config.zeta)
     engine = TopologyEngine(model, optimizer, method, schedule, density=None if dense else config.final_densities(),
-                            seed=config.seed)
+                            seed=config.seed, check_ranks=config.check_ranks)
     return model, optimizer, scheduler, engine, steps_per_epoch
 
 
@@ -228,14 +231,17 @@ def evaluation_chunk(hidden: tuple) -> int:
 
 @torch.no_grad()
 def evaluate(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over ``x (N, features)``, ``y (N,)`` int64 labels."""
+    """Mean cross-entropy and accuracy over ``x (N, features)``, ``y (N,)`` int64 labels (under torchrun each
+    rank evaluates its part and the sums are reduced)."""
     model.eval()
     loss, correct = 0.0, 0
-    for start in range(0, x.shape[0], batch):
-        logits = model(x[start:start + batch])
-        loss += float(F.cross_entropy(logits, y[start:start + batch], reduction="sum"))
-        correct += int((logits.argmax(1) == y[start:start + batch]).sum())
+    part_x, part_y = shard(x), shard(y)
+    for start in range(0, part_x.shape[0], batch):
+        logits = model(part_x[start:start + batch])
+        loss += float(F.cross_entropy(logits, part_y[start:start + batch], reduction="sum"))
+        correct += int((logits.argmax(1) == part_y[start:start + batch]).sum())
     model.train()
+    loss, correct = all_sum(loss, correct)
     return loss / x.shape[0], correct / x.shape[0]
 
 
@@ -267,9 +273,12 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
     paper's protocol); the two "best" consider only epochs at the final density (density-decay methods)."""
     run_dir = Path(resume) if resume else Path(config.out_dir) / config.name
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt") if resume else None
-    remove_stale_temporaries(run_dir)  # left by a kill during a checkpoint write
+    if is_main():
+        remove_stale_temporaries(run_dir)  # left by a kill during a checkpoint write
     if checkpoint:
         config = ClassifyConfig(**checkpoint["config"])
+        restore_rank_rng(checkpoint)
+    quiet = config.quiet or not is_main()
     data = split_validation(load_vision(config.dataset, config.data_dir, config.download),  # fails before any
                             config.valid_fraction, config.seed)                              # file is written
     chunk = evaluation_chunk(config.hidden)
@@ -278,12 +287,13 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
                     sum(t.numel() * t.element_size() for t in vars(data).values() if isinstance(t, torch.Tensor)),
                     dense=config.method == "fc", link_prediction=config.link_prediction())
     check_plan(plan, config.memory_limit)  # before the model exists
-    if not config.quiet:
+    if not quiet:
         print(plan.describe(), file=sys.stderr)
     torch.manual_seed(config.seed)
     init_generator = torch.Generator().manual_seed(config.seed)
     data_generator = torch.Generator().manual_seed(config.seed + 1)
     model, optimizer, scheduler, engine, steps_per_epoch = _build(config, data, init_generator)
+    seed_rank_stream(config.seed)
     start_epoch, global_step, history = 0, 0, {"train_seconds": 0.0}
     best = {"test_accuracy": None, "valid_accuracy": None, "test_accuracy_at_best_valid": None, "epoch": None}
     within = {"position": 0, "loss_sum": 0.0, "correct": 0, "seconds": 0.0}  # a mid-epoch checkpoint's progress
@@ -305,27 +315,32 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
         order = torch.randperm(n, generator=data_generator)
         loss_sum, correct = within["loss_sum"], within["correct"]
         batches = tqdm(range(within["position"], steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
-                       leave=False, disable=config.quiet or None, initial=within["position"], total=steps_per_epoch)
+                       leave=False, disable=quiet or None, initial=within["position"], total=steps_per_epoch)
         for b in batches:
-            index = order[b * config.batch_size:(b + 1) * config.batch_size]
-            x, y = data.train_x[index], data.train_y[index]
+            index = order[b * config.batch_size:(b + 1) * config.batch_size]  # the global batch
+            part = shard(index)  # this rank's part of it (all of it in one process)
+            x, y = data.train_x[part], data.train_y[part]
             logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y, reduction="sum") / index.numel()  # summed over ranks: the mean
             loss.backward()
+            sum_gradients(model.parameters())
             optimizer.step()
             global_step += 1
-            loss_sum += loss.item() * y.numel()
-            correct += int((logits.argmax(1) == y).sum())
+            batch_loss, batch_correct = all_sum(loss.item(), int((logits.argmax(1) == y).sum()))
+            loss_sum += batch_loss * index.numel()
+            correct += int(batch_correct)
             if b < steps_per_epoch - 1:  # the last batch's gradients stay for the topology update
                 optimizer.zero_grad(set_to_none=True)
                 if config.checkpoint_every and (b + 1) % config.checkpoint_every == 0:
-                    save_checkpoint(run_dir / "checkpoint.pt", {
+                    state = {  # every rank: rank_rng_states() gathers the ranks' RNG states
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "engine": engine.state_dict(),
                         "rng": {**rng_state({}), "data": epoch_start}, "epoch": epoch, "global_step": global_step,
                         "best": best, "history": history, "config": dataclasses.asdict(config),
                         "within": {"position": b + 1, "loss_sum": loss_sum, "correct": correct,
-                                   "seconds": time.perf_counter() - started}})
+                                   "seconds": time.perf_counter() - started}, **rank_rng_states()}
+                    if is_main():
+                        save_checkpoint(run_dir / "checkpoint.pt", state)
         within = {"position": 0, "loss_sum": 0.0, "correct": 0, "seconds": 0.0}
         scheduler.step()
         train_seconds = time.perf_counter() - started
@@ -342,13 +357,16 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
                   "lr": scheduler.get_last_lr()[0],
                   "links": _links(model), "epoch_seconds": train_seconds, "peak_rss_bytes": peak_rss_bytes(),
                   **({"anp": update["anp"], "overlap": update["overlap"], "update_seconds": update["seconds"],
-                      "removed": update["removed"], "regrown": update["regrown"]} if update else {})}
+                      "removed": update["removed"], "regrown": update["regrown"],
+                      "topology_hash": update["topology_hash"]} if update else {})}
         tracker.log(record, step=epoch + 1)
-        save_checkpoint(run_dir / "checkpoint.pt", {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "engine": engine.state_dict(), "rng": rng_state({"data": data_generator}), "epoch": epoch + 1,
-            "global_step": global_step, "best": best, "history": history, "config": dataclasses.asdict(config)})
-        if not config.quiet:
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "engine": engine.state_dict(), "rng": rng_state({"data": data_generator}), "epoch": epoch + 1,
+                 "global_step": global_step, "best": best, "history": history, "config": dataclasses.asdict(config),
+                 **rank_rng_states()}
+        if is_main():
+            save_checkpoint(run_dir / "checkpoint.pt", state)
+        if not quiet:
             tqdm.write(file=sys.stderr, s=f"epoch {epoch + 1}: loss {record['train_loss']:.4f}  test acc "
                        f"{test_accuracy:.4f}  links {record['links']}  {train_seconds:.1f}s")
     summary = {"model": config.model, "dataset": config.dataset, "method": config.method,

@@ -91,6 +91,9 @@ class RunConfig:
                                   "MODEL-DATASET-METHOD-sSPARSITY-seedSEED).")
     wandb: str = option("auto", "auto (offline unless logged in; WANDB_MODE respected), online, offline or off.")
     quiet: bool = option(False, "no progress bars or progress lines.")
+    check_ranks: bool = option(True, "under torchrun: compare a digest of every sparse layer's links across the "
+                               "ranks before and after each topology update and stop on a difference (the "
+                               "digest also goes to metrics.jsonl as topology_hash).")
 
     def engine_method(self) -> Method:
         """The method this run trains with: the registered one, this model's ``METHOD_DEFAULTS``, then the

@@ -19,6 +19,7 @@ from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporar
                          set_rng_state)
 from .config import (RunConfig, check_fraction, check_free_space, check_positive_ints, check_run_options,
                      check_sparse_method, option, start_density, with_presets)
+from .distributed import all_sum, check_divides, is_main, restore_rank_rng, seed_rank_stream, shard
 from .steps import StepClock, train_steps
 from .tracking import Tracker, default_run_name
 
@@ -56,6 +57,7 @@ class LanguageConfig(RunConfig):
         check_run_options(self)
         check_positive_ints(self, ("d_model", "heads", "layers", "d_ff", "context", "vocab_size", "batch_size",
                                    "train_steps", "eval_every"))
+        check_divides(self.batch_size, "batch_size")  # under torchrun: each rank takes batch_size / ranks
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
         if self.d_model % self.heads or (self.d_model // self.heads) % 2:
@@ -107,14 +109,22 @@ def _loss(model, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(model(inputs).flatten(0, 1), targets.flatten())
 
 
+def part_loss(model, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """This rank's windows of a global batch ``(batch, context)``, their summed next-token loss over the
+    global batch's tokens (summed over the ranks: the batch's mean; one process: ``_loss``)."""
+    part_inputs, part_targets = shard(inputs), shard(targets)
+    return F.cross_entropy(model(part_inputs).flatten(0, 1), part_targets.flatten(), reduction="sum") / targets.numel()
+
+
 @torch.no_grad()
 def validation_loss(model, tokens: torch.Tensor, config: LanguageConfig) -> float:
     """Mean next-token loss over the validation stream cut into consecutive context windows."""
     model.eval()
     total, count = 0.0, 0
-    for inputs, targets in consecutive_windows(tokens, config.batch_size, config.context):
+    for inputs, targets in shard(list(consecutive_windows(tokens, config.batch_size, config.context))):
         total, count = total + float(_loss(model, inputs, targets)) * targets.numel(), count + targets.numel()
     model.train()
+    total, count = all_sum(total, count)  # under torchrun each rank validates its share of the windows
     return total / max(count, 1)
 
 
@@ -123,9 +133,11 @@ def train(config: LanguageConfig, resume: str | Path | None = None) -> dict:
     final density; the summary reports its validation perplexity."""
     run_dir = Path(resume) if resume else Path(config.out_dir) / config.name
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt") if resume else None
-    remove_stale_temporaries(run_dir)
+    if is_main():
+        remove_stale_temporaries(run_dir)
     if checkpoint:
         config = LanguageConfig(**checkpoint["config"])
+        restore_rank_rng(checkpoint)
     data = load_text(config.dataset, config.data_dir, config.download, config.vocab_size, config.text_file)
     for split, tokens in (("training", data.train), ("validation", data.valid)):
         if tokens.numel() <= config.context + 1:
@@ -144,10 +156,11 @@ def train(config: LanguageConfig, resume: str | Path | None = None) -> dict:
     elif start is not None:
         init_sparse_model(model, method.init, start, method.weights, generator=init_generator,
                           **({"beta": config.beta} if method.init == "bsw" else {}))
+    seed_rank_stream(config.seed)  # under torchrun: each rank its own dropout
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.0, betas=(0.9, 0.95), weight_decay=config.weight_decay)
     engine = TopologyEngine(model, optimizer, method, method_schedule(method, config.update_interval,
                                                                       config.train_steps, config.zeta),
-                            density=final, seed=config.seed)
+                            density=final, seed=config.seed, check_ranks=config.check_ranks)
     if checkpoint:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -158,13 +171,15 @@ def train(config: LanguageConfig, resume: str | Path | None = None) -> dict:
     tracker.truncate(-(-clock.step // config.eval_every))  # one record per evaluation (and at the last step)
     train_steps(model, optimizer, engine, tracker, run_dir, clock, train_steps=config.train_steps,
                 eval_every=config.eval_every,
-                batch_loss=lambda: _loss(model, *random_windows(data.train, config.batch_size, config.context,
-                                                                data_generator)),
+                batch_loss=lambda: part_loss(model, *random_windows(data.train, config.batch_size, config.context,
+                                                                    data_generator)),
                 learning_rate=lambda step: learning_rate(step, config),
                 validation_loss=lambda: validation_loss(model, data.valid, config),
                 data_state=lambda: {"rng": rng_state({"data": data_generator})},
                 config=dataclasses.asdict(config), quiet=config.quiet)
     final_loss = validation_loss(model, data.valid, config)
+    if not is_main():  # rank 0 alone reports the best checkpoint
+        return {}
     if not (run_dir / "best.pt").exists():
         save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
     model.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])

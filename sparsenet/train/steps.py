@@ -3,7 +3,8 @@ trainer: a batch's loss, backward, the step's learning rate, the optimizer step;
 (and at the last) validation *before* that step's topology update, the best checkpoint kept among
 evaluations at the final density; then the topology update; then the metrics record and the resumable
 checkpoint. What a recipe differs in (its batches, loss, schedule, validation, data position) comes in as
-functions."""
+functions. Under torchrun the gradients are summed over the ranks after backward (each rank's loss is its part
+of the global batch over the global batch's count), and rank 0 alone writes checkpoints."""
 import dataclasses
 import math
 import sys
@@ -18,6 +19,7 @@ from tqdm import tqdm
 from ..evolution import TopologyEngine
 from ..topology import sparse_layers
 from .checkpoint import save_checkpoint
+from .distributed import all_sum, is_main, rank_rng_states, sum_gradients
 from .tracking import Tracker
 
 
@@ -52,20 +54,23 @@ def train_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, engine
                 quiet: bool) -> StepClock:
     """Train from ``clock.step`` to ``train_steps``; ``clock`` is updated in place and returned.
 
-    ``batch_loss()`` draws the next batch and returns its scalar loss; ``learning_rate(step)`` is the rate of
+    ``batch_loss()`` draws the next global batch and returns the scalar loss of this rank's part (summed over
+    the ranks: the batch's loss); ``learning_rate(step)`` is the rate of
     1-based step ``step``; ``validation_loss()`` is the mean validation loss; ``data_state()`` returns the
     recipe's checkpoint fields that put its data stream back where it is (``"rng"`` and any position), written
     beside model, optimizer, engine, ``config`` and the clock's fields into ``run_dir/checkpoint.pt``."""
+    quiet = quiet or not is_main()
     progress = tqdm(total=train_steps, initial=clock.step, disable=quiet or None, desc="steps")
     started, loss_sum, loss_count, updating = time.perf_counter(), 0.0, 0, 0.0
     while clock.step < train_steps:
         loss = batch_loss()
         loss.backward()
+        sum_gradients(model.parameters())
         clock.step += 1
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(clock.step)
         optimizer.step()
-        loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
+        loss_sum, loss_count = loss_sum + all_sum(loss.item())[0], loss_count + 1
         progress.update()
         evaluating = clock.step % eval_every == 0 or clock.step == train_steps
         if evaluating:  # before this step's topology update, as the authors' trainer
@@ -77,7 +82,8 @@ def train_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, engine
                       "lr": learning_rate(clock.step)}
             if engine.at_final_density(clock.step) and valid_loss < clock.best:  # select at the final density
                 clock.best = valid_loss
-                save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
+                if is_main():
+                    save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
         update = engine.step(clock.step)
         updating += update["seconds"] if update else 0.0
         optimizer.zero_grad(set_to_none=True)
@@ -87,11 +93,12 @@ def train_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, engine
             clock.valid_seconds += validating
             clock.update_seconds += updating
             clock.fastest = min(clock.fastest, (interval - validating - updating) / loss_count)
-            tracker.log({**record, "seconds": clock.seconds, "update_seconds": clock.update_seconds},
-                        step=clock.step)
-            save_checkpoint(run_dir / "checkpoint.pt", {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "engine": engine.state_dict(),
-                **data_state(), **dataclasses.asdict(clock), "config": config})
+            tracker.log({**record, "seconds": clock.seconds, "update_seconds": clock.update_seconds,
+                         **({"topology_hash": update["topology_hash"]} if update else {})}, step=clock.step)
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "engine": engine.state_dict(),
+                     **data_state(), **dataclasses.asdict(clock), "config": config, **rank_rng_states()}  # every rank
+            if is_main():
+                save_checkpoint(run_dir / "checkpoint.pt", state)
             if not quiet:
                 tqdm.write(f"step {clock.step}: train loss {record['train_loss']:.3f}  valid loss {valid_loss:.3f} "
                            f"(ppl {record['valid_ppl']:.2f})", file=sys.stderr)

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from .checkpoint import write_json
+from .distributed import is_main
 
 WANDB_CHOICES = ("auto", "online", "offline", "off")
 
@@ -39,14 +40,18 @@ def default_run_name(base: str) -> str:
 
 
 class Tracker:
-    """Writes the run directory's files and mirrors metrics to W&B (project ``sparsenet``)."""
+    """Writes the run directory's files and mirrors metrics to W&B (project ``sparsenet``). Under torchrun
+    only rank 0 writes or talks to W&B; on the other ranks every method does nothing."""
 
     def __init__(self, run_dir: Path, config: dict, wandb: str = "auto", resume: bool = False):
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(self.run_dir / "config.json", config)
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.run = None
+        self.enabled = is_main()
+        if not self.enabled:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.run_dir / "config.json", config)
         mode = wandb_mode(wandb)
         if mode != "disabled":
             import wandb as wandb_lib
@@ -57,6 +62,8 @@ class Tracker:
 
     def log(self, record: dict, step: int | None = None) -> None:
         """Append ``record`` to metrics.jsonl and to W&B at ``step`` (epoch or optimizer step)."""
+        if not self.enabled:
+            return
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self.run is not None:
@@ -64,11 +71,13 @@ class Tracker:
 
     def truncate(self, records: int) -> None:
         """Keep only the first ``records`` metric lines (resuming from the checkpoint written with the last)."""
-        if self.metrics_path.exists():
+        if self.enabled and self.metrics_path.exists():
             lines = self.metrics_path.read_text().splitlines()[:records]
             self.metrics_path.write_text("".join(line + "\n" for line in lines))
 
     def finish(self, summary: dict) -> None:
+        if not self.enabled:
+            return
         write_json(self.run_dir / "summary.json", summary)
         if self.run is not None:
             self.run.summary.update(summary)

@@ -18,6 +18,7 @@ from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporar
                          set_rng_state)
 from .config import (RunConfig, check_fraction, check_free_space, check_positive_ints, check_run_options,
                      check_sparse_method, option, start_density, with_presets)
+from .distributed import all_sum, is_main, restore_rank_rng, seed_rank_stream, shard
 from .steps import StepClock, train_steps
 from .tracking import Tracker, default_run_name
 
@@ -139,23 +140,32 @@ def inoam(step: int, config: TranslateConfig, rewarm: bool) -> float:
     return rate
 
 
-def _loss(model, batch, smoothing: float) -> tuple[torch.Tensor, int]:
+def _loss(model, batch, smoothing: float, tokens: int | None = None) -> tuple[torch.Tensor, int]:
+    """``(summed loss / tokens, batch's target tokens)`` of ``batch = (src, tgt_in, tgt_out)``; ``tokens``
+    defaults to the batch's own target tokens (a mean per token)."""
     src, tgt_in, tgt_out = batch
     logits = model(src, tgt_in)
     loss = F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD, label_smoothing=smoothing,
                            reduction="sum")
-    tokens = int((tgt_out != PAD).sum())
-    return loss / tokens, tokens
+    count = int((tgt_out != PAD).sum())
+    return loss / (tokens or count), count
+
+
+def part_loss(model, batch, smoothing: float) -> torch.Tensor:
+    """This rank's sentences of a global ``batch``, their summed loss over the global batch's target tokens
+    (summed over the ranks: the batch's mean per token; one process: ``_loss``)."""
+    return _loss(model, tuple(shard(t) for t in batch), smoothing, int((batch[2] != PAD).sum()))[0]
 
 
 @torch.no_grad()
 def validation_loss(model, batches) -> float:
     model.eval()
     total, count = 0.0, 0
-    for batch in batches:
+    for batch in shard(batches):  # under torchrun: this rank's batches, the sums reduced
         loss, tokens = _loss(model, batch, 0.0)
         total, count = total + float(loss) * tokens, count + tokens
     model.train()
+    total, count = all_sum(total, count)
     return total / max(count, 1)
 
 
@@ -220,9 +230,11 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
     best-validation model among evaluations at the final density, report its test BLEU."""
     run_dir = Path(resume) if resume else Path(config.out_dir) / config.name
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt") if resume else None
-    remove_stale_temporaries(run_dir)  # left by a kill during a checkpoint write
+    if is_main():
+        remove_stale_temporaries(run_dir)  # left by a kill during a checkpoint write
     if checkpoint:
         config = TranslateConfig(**checkpoint["config"])
+        restore_rank_rng(checkpoint)
     data = load_translation(config.dataset, config.data_dir, config.download, config.vocab_size, config.languages,
                             config.max_length)
     torch.manual_seed(config.seed)
@@ -239,9 +251,11 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
     elif start is not None:
         init_sparse_model(model, method.init, start, method.weights, generator=init_generator,
                           **({"beta": config.beta} if method.init == "bsw" else {}))
+    seed_rank_stream(config.seed)  # under torchrun: each rank its own dropout
     optimizer = torch.optim.Adam(model.parameters(), lr=0.0, betas=(0.9, 0.998))
     schedule = method_schedule(method, config.update_interval, config.train_steps, config.zeta)
-    engine = TopologyEngine(model, optimizer, method, schedule, density=final, seed=config.seed)
+    engine = TopologyEngine(model, optimizer, method, schedule, density=final, seed=config.seed,
+                            check_ranks=config.check_ranks)
     valid = token_batches(*data.valid, config.batch_tokens, shuffle=False)
     if checkpoint:
         model.load_state_dict(checkpoint["model"])
@@ -255,10 +269,13 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
     tracker.truncate(-(-clock.step // config.eval_every))  # one record per evaluation (and at the last step)
     rewarm = method.removal is not None
     train_steps(model, optimizer, engine, tracker, run_dir, clock, train_steps=config.train_steps,
-                eval_every=config.eval_every, batch_loss=lambda: _loss(model, batches.next(), config.label_smoothing)[0],
+                eval_every=config.eval_every,
+                batch_loss=lambda: part_loss(model, batches.next(), config.label_smoothing),
                 learning_rate=lambda step: inoam(step, config, rewarm),
                 validation_loss=lambda: validation_loss(model, valid), data_state=batches.state,
                 config=dataclasses.asdict(config), quiet=config.quiet)
+    if not is_main():  # rank 0 alone reports the best checkpoint and decodes the test set
+        return {}
     if not (run_dir / "best.pt").exists():  # no finite validation loss at the final density: report the last
         save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
     model.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])

@@ -93,6 +93,7 @@ CASES = [  # (argv, what the one line must say); {tmp}: the test's folder, {corp
     # the other commands
     (["sweep", "{tmp}/missing.yaml"], "no sweep file {tmp}/missing.yaml"),
     (["sweep", MLP_99, "--workers", "0"], "workers must be >= 1, got 0"),
+    (["sweep", MLP_99, "--nproc_per_node", "0"], "--nproc_per_node must be an integer >= 1, got 0"),
     (["sweep", MLP_99, "--count", "-1"], "count must be a positive integer, got -1"),
     (["sweep", MLP_99, "--dry_run", "maybe"], "--dry_run must be true or false, got 'maybe'"),
     (["sweep", "{tmp}/bad_value.yaml"], "parameter 'sparsity': --sparsity must be a number, got 'dense'"),

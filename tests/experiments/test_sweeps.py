@@ -245,6 +245,42 @@ def test_several_workers_share_the_cores(monkeypatch):
     assert "OMP_NUM_THREADS" not in sweeps.child_env(1)
 
 
+def test_distributed_runs_are_launched_by_torchrun_and_share_the_cores(tmp_path, monkeypatch):
+    spec = _spec(**TINY, method={"value": "set"})
+    [run] = sweeps.plan_runs(spec, tmp_path / "tiny", nproc_per_node=2)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert run.command[:7] == [*torchrun, str(ROOT / "cli.py"), "train"]
+    (run.directory / "checkpoint.pt").parent.mkdir(parents=True)
+    (run.directory / "checkpoint.pt").write_bytes(b"")
+    [resumed] = sweeps.plan_runs(spec, tmp_path / "tiny", nproc_per_node=2)
+    assert resumed.command == [*torchrun, str(ROOT / "cli.py"), "train", f"--resume={run.directory}"]
+    monkeypatch.setattr(sweeps.os, "cpu_count", lambda: 8)
+    assert sweeps.child_env(2, nproc_per_node=2)["OMP_NUM_THREADS"] == "2"
+    assert sweeps.child_env(1, nproc_per_node=2)["OMP_NUM_THREADS"] == "4"
+
+
+def test_a_local_sweep_of_two_rank_runs_finishes(tmp_path):
+    spec = _spec(**TINY, method={"value": "set"}, batch_size={"value": 32})
+    counts = sweeps.run_local(spec, "tiny.yaml", runs_dir=tmp_path, wandb="off", printer=lambda line: None,
+                              nproc_per_node=2)
+    assert counts == {"total": 1, "skipped": 0, "finished": 1, "failed": 0}
+    [run] = sweeps.plan_runs(spec, tmp_path / "tiny")
+    assert json.loads((run.directory / "summary.json").read_text())["method"] == "set"
+    assert "torch.distributed.run --standalone --nproc_per_node=2" in run.log.read_text().splitlines()[0]
+
+
+def test_wandb_agents_launch_each_run_through_torchrun():
+    command = sweeps.load_sweep(ROOT / "sweeps" / "mlp_99_cpu.yaml")["command"]
+    assert sweeps.distributed_command(command, 1) == command
+    assert sweeps.distributed_command(command, 4) == [
+        "${env}", "${interpreter}", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4",
+        "${program}", "train", "${args}"]
+    assert sweeps.distributed_command(None, 2)[:6] == ["${env}", "${interpreter}", "-m", "torch.distributed.run",
+                                                       "--standalone", "--nproc_per_node=2"]
+    with pytest.raises(ValueError, match="start with"):
+        sweeps.distributed_command(["${env}", "${program}", "train", "${args}"], 2)
+
+
 # -------------------------------------------------------------------------------------------------------- W&B
 
 def test_wandb_sweep_is_not_created_when_logged_out(monkeypatch, tmp_path):

@@ -1,0 +1,162 @@
+"""Data parallelism under ``torchrun``: the process group from torchrun's environment, each rank's share of a
+batch, gradients summed over the ranks, reductions of logged numbers, and the rank-0-only side effects.
+
+How a recipe trains on W ranks (one process: every function below is the identity or a no-op):
+  - every rank draws the same global batch (same seeded data generator) and keeps its part of it
+    (``shard``: contiguous, ``tensor_split`` sizes); its loss is its part's summed loss divided by the
+    *global* batch's count, so ``sum_gradients`` (an all-reduce of the gradients after backward) gives
+    every rank exactly the one-process gradient of the global batch — also when a batch does not split
+    evenly;
+  - the optimizers then take identical steps; the ``TopologyEngine`` checks that the ranks' links agree,
+    decides each update on rank 0 and broadcasts it;
+  - rank 0 alone writes metrics, checkpoints and W&B (``is_main``); a checkpoint carries every rank's
+    global RNG state (``rank_rng_states``) so that dropout continues exactly on resume.
+
+Why an all-reduce of the gradients and not ``DistributedDataParallel``: DDP builds its gradient buckets
+from the parameters' sizes when it is constructed, and every topology update changes the size of every
+sparse layer's ``values`` (``set_`` to the new ``nnz``), so DDP would have to be rebuilt after each update
+(a broadcast of the whole model and new buckets). The recipes' products are CPU-bound and their gradients
+small (links, not dense matrices), so overlapping communication with backward, DDP's advantage, buys little
+here; a flat all-reduce in ``BUCKET_BYTES`` pieces after backward is exact and survives any ``nnz`` change.
+"""
+import datetime
+import os
+
+import torch
+from torch import distributed as dist
+
+BUCKET_BYTES = 1 << 25  # gradients all-reduced 32 MiB at a time (bounded extra memory)
+
+
+def world_size() -> int:
+    """Ranks of the process group, or torchrun's ``WORLD_SIZE`` before it is set up (1 without torchrun)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main() -> bool:
+    """Whether this process writes the run's files (rank 0, or the only process)."""
+    return rank() == 0
+
+
+def active() -> bool:
+    """Whether a process group of more than one rank is set up."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def setup(timeout_minutes: float = 60.0) -> bool:
+    """Join torchrun's process group (gloo: the recipes train on the CPU) when launched with ``WORLD_SIZE`` > 1;
+    returns whether this is a distributed run. The timeout bounds a collective that waits for a rank doing a
+    long topology update alone (the million-neuron MLP's take ~2 minutes)."""
+    if world_size() <= 1 or active():
+        return active()
+    if not dist.is_available():
+        raise ValueError("launched with WORLD_SIZE > 1, but this torch build has no torch.distributed")
+    dist.init_process_group("gloo", timeout=datetime.timedelta(minutes=timeout_minutes))
+    return True
+
+
+def shutdown() -> None:
+    if active():
+        dist.destroy_process_group()
+
+
+def check_divides(count: int, name: str) -> None:
+    """``ValueError`` naming the option unless the world size divides ``count`` (a batch of samples)."""
+    ranks = world_size()
+    if ranks > 1 and count % ranks:
+        raise ValueError(f"--{name} {count} does not split over {ranks} ranks: launch a number of processes "
+                         f"that divides it, or choose a multiple of {ranks}")
+
+
+def shard(items):
+    """This rank's contiguous part of ``items`` (a tensor along dim 0, or a list): ``tensor_split`` sizes,
+    so parts differ by at most one item. One process: ``items`` itself."""
+    ranks = world_size()
+    if ranks == 1:
+        return items
+    if isinstance(items, torch.Tensor):
+        return items.tensor_split(ranks)[rank()]
+    size, extra = divmod(len(items), ranks)
+    start = rank() * size + min(rank(), extra)
+    return items[start:start + size + (rank() < extra)]
+
+
+def all_sum(*numbers: float) -> list[float]:
+    """The sums over the ranks of ``numbers`` (float64); one process: the numbers."""
+    if not active():
+        return list(numbers)
+    total = torch.tensor(numbers, dtype=torch.float64)
+    dist.all_reduce(total)
+    return total.tolist()
+
+
+def sum_gradients(parameters) -> None:
+    """All-reduce (sum) the gradients of ``parameters`` in place, in flat buckets of ``BUCKET_BYTES``.
+
+    A parameter with a gradient on some rank but not on another (an empty part of a batch) gets a zero
+    gradient on the others; one with no gradient anywhere keeps ``None``, as in one process."""
+    if not active():
+        return
+    parameters = [p for p in parameters if p.requires_grad]
+    has_grad = torch.tensor([p.grad is not None for p in parameters], dtype=torch.uint8)
+    dist.all_reduce(has_grad, op=dist.ReduceOp.MAX)
+    grads = []
+    for parameter, present in zip(parameters, has_grad.tolist()):
+        if present and parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
+        if present:
+            grads.append(parameter.grad)
+    for bucket in _buckets(grads):
+        flat = torch.cat([g.reshape(-1) for g in bucket])
+        dist.all_reduce(flat)
+        for g, part in zip(bucket, flat.split([g.numel() for g in bucket])):
+            g.copy_(part.view_as(g))
+
+
+def _buckets(grads: list):
+    bucket, size = [], 0
+    for g in grads:
+        if bucket and (size + g.numel() * g.element_size() > BUCKET_BYTES or g.dtype != bucket[0].dtype
+                       or g.device != bucket[0].device):
+            yield bucket
+            bucket, size = [], 0
+        bucket.append(g)
+        size += g.numel() * g.element_size()
+    if bucket:
+        yield bucket
+
+
+def seed_rank_stream(seed: int) -> None:
+    """Give ranks > 0 their own global RNG stream (dropout), after the model is built from the shared seed;
+    rank 0 keeps the one-process stream, so a one-process run draws what it always drew."""
+    if rank() > 0:
+        torch.manual_seed(seed * 1_000_003 + rank())
+
+
+def rank_rng_states() -> dict:
+    """Checkpoint fields that restore every rank's global RNG on resume: ``{"world_size", "rank_rng"}``
+    (``rank_rng``: each rank's ``torch.get_rng_state()``). A collective: every rank calls it."""
+    if not active():
+        return {"world_size": 1}
+    states = [None] * world_size()
+    dist.all_gather_object(states, torch.get_rng_state())
+    return {"world_size": world_size(), "rank_rng": states}
+
+
+def restore_rank_rng(checkpoint: dict) -> None:
+    """Resume this rank's global RNG from ``rank_rng_states``' fields (rank 0's is the checkpoint's ``rng``);
+    ``ValueError`` when the checkpoint was written by another number of ranks."""
+    saved = checkpoint.get("world_size", 1)
+    if saved != world_size():
+        raise ValueError(f"the checkpoint was written by {saved} rank(s); resume it with {saved} "
+                         f"(torchrun --nproc_per_node {saved}), not {world_size()}")
+    if rank() > 0:
+        torch.set_rng_state(checkpoint["rank_rng"][rank()])
