@@ -323,10 +323,10 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
             logits = model(x)
             loss = F.cross_entropy(logits, y, reduction="sum") / index.numel()  # summed over ranks: the mean
             loss.backward()
-            sum_gradients(model.parameters())
+            batch_loss, batch_correct = sum_gradients(model.parameters(), loss.item(),  # and the logged numbers
+                                                      int((logits.argmax(1) == y).sum()))
             optimizer.step()
             global_step += 1
-            batch_loss, batch_correct = all_sum(loss.item(), int((logits.argmax(1) == y).sum()))
             loss_sum += batch_loss * index.numel()
             correct += int(batch_correct)
             if b < steps_per_epoch - 1:  # the last batch's gradients stay for the topology update

@@ -98,27 +98,35 @@ def all_sum(*numbers: float) -> list[float]:
     return total.tolist()
 
 
-def sum_gradients(parameters) -> None:
-    """All-reduce (sum) the gradients of ``parameters`` in place, in flat buckets of ``BUCKET_BYTES``.
+def sum_gradients(parameters, *numbers: float) -> list[float]:
+    """All-reduce (sum) the gradients of ``parameters`` in place, and ``numbers`` (the step's logged loss and
+    counts) with them: one collective per step, in flat buckets of ``BUCKET_BYTES``. Returns the summed
+    ``numbers``; one process: the numbers, and the gradients untouched.
 
-    A parameter with a gradient on some rank but not on another (an empty part of a batch) gets a zero
-    gradient on the others; one with no gradient anywhere keeps ``None``, as in one process."""
+    A parameter with a gradient on some rank but not on another (an empty part of a batch) gets the others'
+    sum; one with no gradient on any rank keeps ``None``, as in one process (each gradient travels with a
+    presence flag)."""
     if not active():
-        return
+        return list(numbers)
     parameters = [p for p in parameters if p.requires_grad]
-    has_grad = torch.tensor([p.grad is not None for p in parameters], dtype=torch.uint8)
-    dist.all_reduce(has_grad, op=dist.ReduceOp.MAX)
-    grads = []
-    for parameter, present in zip(parameters, has_grad.tolist()):
-        if present and parameter.grad is None:
-            parameter.grad = torch.zeros_like(parameter)
-        if present:
-            grads.append(parameter.grad)
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+    flags = torch.tensor([p.grad is not None for p in parameters] + list(numbers), dtype=torch.float64)
+    summed = []
     for bucket in _buckets(grads):
         flat = torch.cat([g.reshape(-1) for g in bucket])
+        if not summed:  # the flags and numbers ride with the first bucket
+            flat = torch.cat((flat, flags.to(flat.dtype)))
         dist.all_reduce(flat)
+        if not summed:
+            flat, summed = flat[:-flags.numel()], flat[-flags.numel():].tolist()
         for g, part in zip(bucket, flat.split([g.numel() for g in bucket])):
             g.copy_(part.view_as(g))
+    if not summed:  # no parameter wants a gradient
+        dist.all_reduce(flags)
+        summed = flags.tolist()
+    for parameter, grad, present in zip(parameters, grads, summed):
+        parameter.grad = grad if present else None
+    return summed[len(parameters):]
 
 
 def _buckets(grads: list):

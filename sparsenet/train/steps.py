@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..evolution import TopologyEngine
 from ..topology import sparse_layers
 from .checkpoint import save_checkpoint
-from .distributed import all_sum, is_main, rank_rng_states, sum_gradients
+from .distributed import is_main, rank_rng_states, sum_gradients
 from .tracking import Tracker
 
 
@@ -65,12 +65,12 @@ def train_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, engine
     while clock.step < train_steps:
         loss = batch_loss()
         loss.backward()
-        sum_gradients(model.parameters())
+        global_loss, = sum_gradients(model.parameters(), loss.item())  # the batch's loss, with the gradients
         clock.step += 1
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(clock.step)
         optimizer.step()
-        loss_sum, loss_count = loss_sum + all_sum(loss.item())[0], loss_count + 1
+        loss_sum, loss_count = loss_sum + global_loss, loss_count + 1
         progress.update()
         evaluating = clock.step % eval_every == 0 or clock.step == train_steps
         if evaluating:  # before this step's topology update, as the authors' trainer

@@ -1,0 +1,41 @@
+"""The data-parallel helpers on 2 gloo ranks (torch.multiprocessing): gradients and logged numbers summed in
+one collective, a gradient present on one rank only, none anywhere; each rank's part of a batch."""
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from sparsenet.train import distributed
+from tests.evolution.test_distributed import _free_port
+
+
+def _worker(rank: int, port: int, results):
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    both, one, never = (torch.nn.Parameter(torch.zeros(3)) for _ in range(3))
+    both.grad = torch.full((3,), float(rank + 1))
+    if rank == 1:
+        one.grad = torch.tensor([5.0, 6.0, 7.0])  # e.g. rank 0's part of the batch was empty
+    numbers = distributed.sum_gradients([both, one, never], 1.5, rank + 1)
+    results[rank] = {"numbers": numbers, "both": both.grad.tolist(), "one": one.grad.tolist(),
+                     "never": never.grad, "tensor": distributed.shard(torch.arange(5)).tolist(),
+                     "list": distributed.shard(list("abcde")), "sums": distributed.all_sum(0.25, rank)}
+    dist.destroy_process_group()
+
+
+def test_gradients_and_numbers_are_summed_and_batches_shared():
+    results = mp.Manager().dict()
+    mp.spawn(_worker, args=(_free_port(), results), nprocs=2, join=True)
+    for rank in (0, 1):
+        r = results[rank]
+        assert r["numbers"] == [3.0, 3.0] and r["sums"] == [0.5, 1.0]
+        assert r["both"] == [3.0, 3.0, 3.0] and r["one"] == [5.0, 6.0, 7.0] and r["never"] is None
+    assert results[0]["tensor"] + results[1]["tensor"] == [0, 1, 2, 3, 4]
+    assert results[0]["tensor"] == [0, 1, 2] and results[0]["list"] == ["a", "b", "c"]
+    assert results[1]["list"] == ["d", "e"]
+
+
+def test_one_process_leaves_everything_as_it_is():
+    parameter = torch.nn.Parameter(torch.zeros(2))
+    parameter.grad = torch.ones(2)
+    assert distributed.sum_gradients([parameter], 0.1, 3) == [0.1, 3]
+    assert parameter.grad.tolist() == [1.0, 1.0] and distributed.shard([1, 2]) == [1, 2]
+    assert distributed.world_size() == 1 and distributed.is_main()
