@@ -45,8 +45,9 @@ class CLI:
             recipe, config, run_dir = open_run(model, options, resume, restart)
             stop_on_sigterm()
             summary = recipe.train(config, resume=resume)
-        except (ValueError, DataError) as error:  # the same on every rank: rank 0 says it
-            raise SystemExit(f"error: {error}" if distributed.is_main() else 1)
+        except (ValueError, DataError) as error:  # under torchrun usually the same on every rank: rank 0 says it
+            raise SystemExit(f"error: {error}" if distributed.is_main() else f"error (rank {distributed.rank()}): "
+                             f"{error}")
         except KeyboardInterrupt as stop:
             saved = run_dir is not None and (run_dir / "checkpoint.pt").exists()
             raise interrupted(stop, f"resume with: python cli.py train --resume {run_dir}" if saved else

@@ -217,9 +217,11 @@ class TopologyEngine:
     def _gather_captured(self) -> None:
         """RigL: every rank's (inputs, output gradients) of each layer, concatenated along the batch, so rank 0
         scores the gradient of the whole global batch (the sum of the ranks' parts)."""
-        for layer, (x, grad) in list(self._captured.items()):
-            self._captured[layer] = (_gather_rows(x.reshape(-1, x.shape[-1])),
-                                     _gather_rows(grad.reshape(-1, grad.shape[-1])))
+        for layer in self.layers:  # every rank gathers every layer, captured here or not (an empty part)
+            x, grad = self._captured.get(layer, (layer.values.new_empty(0, layer.in_features),
+                                                 layer.values.new_empty(0, layer.out_features)))
+            self._captured[layer] = (_gather_rows(x.reshape(-1, layer.in_features)),
+                                     _gather_rows(grad.reshape(-1, layer.out_features)))
 
     def _adopt_rank_zero(self, stats: dict | None) -> dict:
         """Broadcast rank 0's update (links, values, flags, statistics); the other ranks install it and move

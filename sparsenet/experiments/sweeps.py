@@ -412,7 +412,9 @@ def execute(run: Run, env: dict) -> tuple[int, str]:
             for line in process.stderr:
                 log.write(line)
                 log.flush()
-                last_line = line.decode(errors="replace").strip() or last_line
+                text = line.decode(errors="replace").strip()
+                if text and (text.startswith("error") or not last_line.startswith("error")):
+                    last_line = text  # a run's own error line, not a launcher's banner after it (torchrun)
             return process.wait(), last_line
         finally:
             _RUNNING.discard(process)

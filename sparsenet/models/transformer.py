@@ -69,7 +69,7 @@ class MultiHeadAttention(nn.Module):
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)
         scores = scores.masked_fill(~mask, float("-inf"))
         attention = self.dropout(torch.softmax(scores, -1))
-        context = (attention @ v).transpose(1, 2).reshape(query.shape[0], query.shape[1], -1)
+        context = (attention @ v).transpose(1, 2).reshape(query.shape[0], query.shape[1], self.heads * self.d_head)
         return self.o(context)
 
     def relations(self) -> list:

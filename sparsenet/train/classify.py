@@ -23,8 +23,8 @@ from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporar
                          set_rng_state)
 from .config import (RunConfig, check_fraction, check_free_space, check_positive_ints, check_run_options,
                      check_sparse_method, option, with_presets)
-from .distributed import (all_sum, check_divides, is_main, rank_rng_states, restore_rank_rng, seed_rank_stream,
-                          shard, sum_gradients)
+from .distributed import (all_sum, check_divides, check_world_size, is_main, load_in_turn, local_world_size,
+                          rank_rng_states, restore_rank_rng, seed_rank_stream, shard, sum_gradients)
 from .memory_plan import check_plan, plan_mlp
 from .tracking import Tracker, default_run_name
 
@@ -277,16 +277,16 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
         remove_stale_temporaries(run_dir)  # left by a kill during a checkpoint write
     if checkpoint:
         config = ClassifyConfig(**checkpoint["config"])
-        restore_rank_rng(checkpoint)
+        check_world_size(checkpoint)
     quiet = config.quiet or not is_main()
-    data = split_validation(load_vision(config.dataset, config.data_dir, config.download),  # fails before any
-                            config.valid_fraction, config.seed)                              # file is written
+    data = load_in_turn(lambda: split_validation(  # fails before any file is written
+        load_vision(config.dataset, config.data_dir, config.download), config.valid_fraction, config.seed))
     chunk = evaluation_chunk(config.hidden)
     plan = plan_mlp(config.layer_sizes(), list(map(max, config.start_densities(), config.final_densities())),
                     config.batch_size, chunk, 1 if config.momentum else 0,
                     sum(t.numel() * t.element_size() for t in vars(data).values() if isinstance(t, torch.Tensor)),
                     dense=config.method == "fc", link_prediction=config.link_prediction())
-    check_plan(plan, config.memory_limit)  # before the model exists
+    check_plan(plan, config.memory_limit, local_world_size())  # before the model exists
     if not quiet:
         print(plan.describe(), file=sys.stderr)
     torch.manual_seed(config.seed)
@@ -303,6 +303,7 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
         scheduler.load_state_dict(checkpoint["scheduler"])
         engine.load_state_dict(checkpoint["engine"])
         set_rng_state(checkpoint["rng"], {"data": data_generator})  # mid-epoch: the epoch's start
+        restore_rank_rng(checkpoint)  # ranks > 0: their own stream
         start_epoch, global_step, best, history = (checkpoint["epoch"], checkpoint["global_step"], checkpoint["best"],
                                                    checkpoint["history"])
         within = checkpoint.get("within", within)  # absent from checkpoints written before mid-epoch ones

@@ -93,7 +93,8 @@ class RunConfig:
     quiet: bool = option(False, "no progress bars or progress lines.")
     check_ranks: bool = option(True, "under torchrun: compare a digest of every sparse layer's links across the "
                                "ranks before and after each topology update and stop on a difference (the "
-                               "digest also goes to metrics.jsonl as topology_hash).")
+                               "digest of the links is also in metrics.jsonl as topology_hash: the MLP's records "
+                               "of epochs with an update, every evaluation's record of the step recipes).")
 
     def engine_method(self) -> Method:
         """The method this run trains with: the registered one, this model's ``METHOD_DEFAULTS``, then the

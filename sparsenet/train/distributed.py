@@ -114,14 +114,15 @@ def sum_gradients(parameters, *numbers: float) -> list[float]:
     summed = []
     for bucket in _buckets(grads):
         flat = torch.cat([g.reshape(-1) for g in bucket])
-        if not summed:  # the flags and numbers ride with the first bucket
+        riding = not summed and flat.dtype in (torch.float32, torch.float64)  # exact flags and counts < 2**24
+        if riding:  # the flags and numbers ride with the first bucket
             flat = torch.cat((flat, flags.to(flat.dtype)))
         dist.all_reduce(flat)
-        if not summed:
+        if riding:
             flat, summed = flat[:-flags.numel()], flat[-flags.numel():].tolist()
         for g, part in zip(bucket, flat.split([g.numel() for g in bucket])):
             g.copy_(part.view_as(g))
-    if not summed:  # no parameter wants a gradient
+    if not summed:  # no float32/64 gradient to ride with (or no gradient at all)
         dist.all_reduce(flags)
         summed = flags.tolist()
     for parameter, grad, present in zip(parameters, grads, summed):
@@ -159,12 +160,39 @@ def rank_rng_states() -> dict:
     return {"world_size": world_size(), "rank_rng": states}
 
 
-def restore_rank_rng(checkpoint: dict) -> None:
-    """Resume this rank's global RNG from ``rank_rng_states``' fields (rank 0's is the checkpoint's ``rng``);
-    ``ValueError`` when the checkpoint was written by another number of ranks."""
+def check_world_size(checkpoint: dict) -> None:
+    """``ValueError`` when the checkpoint was written by another number of ranks (checked before any work)."""
     saved = checkpoint.get("world_size", 1)
     if saved != world_size():
         raise ValueError(f"the checkpoint was written by {saved} rank(s); resume it with {saved} "
                          f"(torchrun --nproc_per_node {saved}), not {world_size()}")
+
+
+def restore_rank_rng(checkpoint: dict) -> None:
+    """Put this rank's global RNG where ``rank_rng_states`` saved it: call it last, after the recipe has
+    seeded and restored rank 0's state (the checkpoint's ``rng``) on every rank."""
     if rank() > 0:
         torch.set_rng_state(checkpoint["rank_rng"][rank()])
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0")) if world_size() > 1 else 0
+
+
+def local_world_size() -> int:
+    """Processes of this run on this machine (torchrun's ``LOCAL_WORLD_SIZE``; 1 without torchrun)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if world_size() > 1 else 1
+
+
+def load_in_turn(load):
+    """``load()`` on rank 0 first, then on each machine's local rank 0, then on the other ranks, a barrier
+    between the three: the first loader prepares a data set's caches (BPE, tokenised text, unpacked files)
+    and the others read them, instead of all writing the same files at once."""
+    if not active():
+        return load()
+    result = None
+    for turn in (rank() == 0, rank() != 0 and local_rank() == 0, local_rank() != 0):
+        if turn:
+            result = load()
+        dist.barrier()
+    return result

@@ -19,7 +19,8 @@ from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporar
                          set_rng_state)
 from .config import (RunConfig, check_fraction, check_free_space, check_positive_ints, check_run_options,
                      check_sparse_method, option, start_density, with_presets)
-from .distributed import all_sum, check_divides, is_main, restore_rank_rng, seed_rank_stream, shard
+from .distributed import (all_sum, check_divides, check_world_size, is_main, load_in_turn, restore_rank_rng,
+                          seed_rank_stream, shard)
 from .steps import StepClock, train_steps
 from .tracking import Tracker, default_run_name
 
@@ -137,8 +138,9 @@ def train(config: LanguageConfig, resume: str | Path | None = None) -> dict:
         remove_stale_temporaries(run_dir)
     if checkpoint:
         config = LanguageConfig(**checkpoint["config"])
-        restore_rank_rng(checkpoint)
-    data = load_text(config.dataset, config.data_dir, config.download, config.vocab_size, config.text_file)
+        check_world_size(checkpoint)
+    data = load_in_turn(lambda: load_text(config.dataset, config.data_dir, config.download, config.vocab_size,
+                                          config.text_file))
     for split, tokens in (("training", data.train), ("validation", data.valid)):
         if tokens.numel() <= config.context + 1:
             raise DataError(f"{config.dataset}: the {split} text has {tokens.numel()} tokens, fewer than one "
@@ -166,6 +168,7 @@ def train(config: LanguageConfig, resume: str | Path | None = None) -> dict:
         optimizer.load_state_dict(checkpoint["optimizer"])
         engine.load_state_dict(checkpoint["engine"])
         set_rng_state(checkpoint["rng"], {"data": data_generator})
+        restore_rank_rng(checkpoint)  # ranks > 0: their own dropout stream
     clock = StepClock.from_checkpoint(checkpoint)
     tracker = Tracker(run_dir, dataclasses.asdict(config), config.wandb, resume=bool(checkpoint))
     tracker.truncate(-(-clock.step // config.eval_every))  # one record per evaluation (and at the last step)

@@ -84,10 +84,12 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def check_plan(plan: MemoryPlan, limit_gib: float | None) -> None:
-    """Raise a one-line ``ValueError`` when ``plan`` exceeds ``limit_gib`` (default: the available memory)."""
-    limit = available_memory() if limit_gib is None else limit_gib * GIB
+def check_plan(plan: MemoryPlan, limit_gib: float | None, processes: int = 1) -> None:
+    """Raise a one-line ``ValueError`` when ``plan`` exceeds ``limit_gib`` (default: the available memory
+    shared by the run's ``processes`` on this machine, torchrun's local ranks)."""
+    limit = available_memory() / processes if limit_gib is None else limit_gib * GIB
     if plan.total > limit:
-        source = "available on this machine" if limit_gib is None else "of --memory_limit"
+        source = ("of --memory_limit" if limit_gib is not None else "available on this machine" if processes == 1
+                  else f"available to each of its {processes} processes on this machine")
         raise ValueError(f"this run needs about {_size(plan.total)} ({plan.describe()}), more than the "
                          f"{_size(limit)} {source}; use fewer --hidden neurons, --links_per_neuron or --batch_size")

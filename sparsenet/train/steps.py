@@ -94,7 +94,7 @@ def train_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, engine
             clock.update_seconds += updating
             clock.fastest = min(clock.fastest, (interval - validating - updating) / loss_count)
             tracker.log({**record, "seconds": clock.seconds, "update_seconds": clock.update_seconds,
-                         **({"topology_hash": update["topology_hash"]} if update else {})}, step=clock.step)
+                         **({"topology_hash": engine.topology_hash()} if engine.layers else {})}, step=clock.step)
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "engine": engine.state_dict(),
                      **data_state(), **dataclasses.asdict(clock), "config": config, **rank_rng_states()}  # every rank
             if is_main():

@@ -18,7 +18,8 @@ from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporar
                          set_rng_state)
 from .config import (RunConfig, check_fraction, check_free_space, check_positive_ints, check_run_options,
                      check_sparse_method, option, start_density, with_presets)
-from .distributed import all_sum, is_main, restore_rank_rng, seed_rank_stream, shard
+from .distributed import (all_sum, check_world_size, is_main, load_in_turn, restore_rank_rng, seed_rank_stream,
+                          shard)
 from .steps import StepClock, train_steps
 from .tracking import Tracker, default_run_name
 
@@ -234,9 +235,9 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
         remove_stale_temporaries(run_dir)  # left by a kill during a checkpoint write
     if checkpoint:
         config = TranslateConfig(**checkpoint["config"])
-        restore_rank_rng(checkpoint)
-    data = load_translation(config.dataset, config.data_dir, config.download, config.vocab_size, config.languages,
-                            config.max_length)
+        check_world_size(checkpoint)
+    data = load_in_turn(lambda: load_translation(config.dataset, config.data_dir, config.download, config.vocab_size,
+                                                 config.languages, config.max_length))
     torch.manual_seed(config.seed)
     init_generator = torch.Generator().manual_seed(config.seed)
     data_generator = torch.Generator().manual_seed(config.seed + 1)
@@ -262,6 +263,7 @@ def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
         optimizer.load_state_dict(checkpoint["optimizer"])
         engine.load_state_dict(checkpoint["engine"])
         set_rng_state(checkpoint["rng"], {"data": data_generator})  # the epoch's start: its batches are redrawn
+        restore_rank_rng(checkpoint)  # ranks > 0: their own dropout stream
     batches = EpochBatches(*data.train, config.batch_tokens, data_generator,
                            *((checkpoint["epoch"], checkpoint["position"]) if checkpoint else ()))
     clock = StepClock.from_checkpoint(checkpoint)

@@ -269,6 +269,12 @@ def test_a_local_sweep_of_two_rank_runs_finishes(tmp_path):
     assert "torch.distributed.run --standalone --nproc_per_node=2" in run.log.read_text().splitlines()[0]
 
 
+def test_a_failed_run_keeps_its_own_error_line_not_the_launchers_banner(tmp_path):
+    script = "import sys; print('error: --sparsity must be in [0, 1)', file=sys.stderr); print('=' * 40, file=sys.stderr)"
+    run = sweeps.Run({}, "r", tmp_path / "r", tmp_path / "r.log", [sys.executable, "-c", script])
+    assert sweeps.execute(run, dict(os.environ)) == (0, "error: --sparsity must be in [0, 1)")
+
+
 def test_wandb_agents_launch_each_run_through_torchrun():
     command = sweeps.load_sweep(ROOT / "sweeps" / "mlp_99_cpu.yaml")["command"]
     assert sweeps.distributed_command(command, 1) == command

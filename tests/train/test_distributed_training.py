@@ -91,22 +91,29 @@ def _step_records(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("recipe", ["transformer", "lm"])
-def test_two_ranks_train_the_one_process_curve_of_the_step_recipes(tmp_path, monkeypatch, recipe):
+def _tiny_transformer(folder: Path, batch_tokens: int = 400, steps: int = 40) -> list:
     from tests.data.test_translation_data import _corpus
+    return ["--model", "transformer", "--data_dir", _corpus(folder, lines=80), "--d_model", "32", "--heads", "4",
+            "--layers", "1", "--d_ff", "64", "--vocab_size", "60", "--train_steps", steps, "--warmup_steps", "10",
+            "--batch_tokens", batch_tokens, "--update_interval", "20", "--eval_every", "20", "--lr_factor", "1",
+            "--method", "rigl", "--sparsity", "0.5", "--wandb", "off", "--quiet"]
+
+
+@pytest.mark.parametrize("recipe", ["transformer", "transformer-one-sentence-batches", "lm"])
+def test_two_ranks_train_the_one_process_curve_of_the_step_recipes(tmp_path, monkeypatch, recipe):
     from tests.train.test_language import _text_file
-    monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))
-    common = ["--sparsity", "0.5", "--wandb", "off", "--quiet", "--dropout", "0"]
+    monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))  # the ranks prepare the BPE cache in turn
+    common = ["--dropout", "0"]
     if recipe == "transformer":  # sentences of each token batch shared between the ranks
-        args = ["--model", "transformer", "--data_dir", _corpus(tmp_path / "data", lines=80), "--d_model", "32",
-                "--heads", "4", "--layers", "1", "--d_ff", "64", "--vocab_size", "60", "--train_steps", "40",
-                "--warmup_steps", "10", "--batch_tokens", "400", "--update_interval", "20", "--eval_every", "20",
-                "--lr_factor", "1", "--attention_dropout", "0", "--method", "rigl"]
+        args = [*_tiny_transformer(tmp_path / "data"), "--attention_dropout", "0"]
+    elif recipe == "transformer-one-sentence-batches":  # 30 tokens: one sentence a batch, rank 1's part empty
+        args = [*_tiny_transformer(tmp_path / "data", batch_tokens=30), "--attention_dropout", "0"]
     else:  # windows of each batch shared between the ranks
         args = ["--model", "lm", "--dataset", "text", "--text_file", _text_file(tmp_path / "data"), "--d_model", "32",
                 "--heads", "4", "--layers", "2", "--d_ff", "64", "--context", "16", "--vocab_size", "60",
                 "--batch_size", "8", "--train_steps", "60", "--warmup_steps", "10", "--eval_every", "20",
-                "--update_interval", "10", "--lr", "0.01", "--method", "set"]
+                "--update_interval", "10", "--lr", "0.01", "--method", "set", "--sparsity", "0.5", "--wandb", "off",
+                "--quiet"]
     one = run_cli("train", *args, *common, "--out_dir", tmp_path / "one")
     two = torchrun(*args, *common, "--out_dir", tmp_path / "two")
     assert one.returncode == 0, one.stderr
@@ -120,3 +127,22 @@ def test_two_ranks_train_the_one_process_curve_of_the_step_recipes(tmp_path, mon
         assert b.get("topology_hash") == a.get("topology_hash")
     assert any("topology_hash" in r for r in double)
     assert (double_dir / "summary.json").exists() and (double_dir / "best.pt").exists()
+
+
+def test_a_two_rank_transformer_with_dropout_resumes_exactly(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))
+    args = _tiny_transformer(tmp_path / "data", steps=200)  # dropout 0.1: each rank its own stream
+    whole = torchrun(*args, "--out_dir", tmp_path, "--run_name", "whole")
+    assert whole.returncode == 0, whole.stderr
+    run_dir = tmp_path / "cut"
+    process = torchrun(*args, "--out_dir", tmp_path, "--run_name", "cut", wait=False)
+    while process.poll() is None and not (run_dir / "checkpoint.pt").exists():
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=120)
+    if (run_dir / "summary.json").exists():
+        pytest.skip("the run finished before the signal arrived")
+    resumed = torchrun("--resume", run_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    strip = lambda records: [{k: v for k, v in r.items() if "seconds" not in k} for r in records]  # noqa: E731
+    assert strip(_step_records(run_dir)) == strip(_step_records(tmp_path / "whole"))

@@ -66,6 +66,11 @@ def test_a_plan_over_the_limit_is_refused_before_the_model_exists(tmp_path, monk
     check_plan(plan, plan.total / 2**30 * 1.01)  # fits
     with pytest.raises(ValueError, match=r"more than the .* of --memory_limit; use fewer --hidden"):
         check_plan(plan, plan.total / 2**30 * 0.99)
+    from sparsenet.train import memory_plan
+    monkeypatch.setattr(memory_plan, "available_memory", lambda: plan.total * 1.5)
+    check_plan(plan, None)  # one process fits; two on this machine share the memory
+    with pytest.raises(ValueError, match="available to each of its 2 processes on this machine"):
+        check_plan(plan, None, processes=2)
     monkeypatch.setattr(classify, "MLP", lambda *a, **k: pytest.fail("the model was built"))
     with pytest.raises(ValueError, match="this run needs about"):
         train(_config(tmp_path, memory_limit=0.001))
