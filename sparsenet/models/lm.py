@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from ..evolution.percolation import Chain, SamePosition
 from ..sparse import SparseLinear
+from ..sparse.functional import shared_inputs
 
 
 def _projection(in_features: int, out_features: int, density: float | None, generator) -> nn.Module:
@@ -102,8 +103,9 @@ class LanguageModel(nn.Module):
         if t > self.context:
             raise ValueError(f"sequence of {t} tokens is longer than the model's context {self.context}")
         x = self.embedding(tokens)
-        for block in self.blocks:
-            x = block(x, self.cos[:t], self.sin[:t])
+        with shared_inputs():  # q, k, v (and gate, up) of one input: one feature-major copy
+            for block in self.blocks:
+                x = block(x, self.cos[:t], self.sin[:t])
         return self.norm(x) @ self.embedding.weight.t()
 
     def percolation_relations(self) -> list:

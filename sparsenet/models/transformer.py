@@ -28,6 +28,7 @@ from torch.nn import functional as F
 
 from ..evolution.percolation import Chain, SamePosition
 from ..sparse import SparseLinear
+from ..sparse.functional import shared_inputs
 
 
 TIE_MODES = ("source_target", "all", "none")
@@ -194,8 +195,9 @@ class Transformer(nn.Module):
         return self.generator(self.decoder_norm(x))
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        memory, memory_mask = self.encode(src)
-        return self.decode(tgt_in, memory, memory_mask)
+        with shared_inputs():  # Q, K, V of one input, and every decoder layer's K, V of the memory: one copy
+            memory, memory_mask = self.encode(src)
+            return self.decode(tgt_in, memory, memory_mask)
 
     def new_cache(self) -> list:
         return [{"self": {}, "cross": {}} for _ in self.decoder]

@@ -3,7 +3,7 @@ import warnings
 
 from .csr import CSRCache
 from .edit import insert_links, remove_links
-from .functional import sparse_linear
+from .functional import shared_inputs, sparse_linear
 from .keys import (check_density, check_indices, check_shape, first_occurrence, keys_to_indices, linear_keys,
                    link_count)
 from .linear import SparseLinear
@@ -15,5 +15,5 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 __all__ = ["CSRCache", "LayerMemory", "SparseLinear", "absent_keys_at", "check_density", "check_indices",
            "check_shape", "draw_device", "first_occurrence", "format_memory_table", "insert_links", "keys_to_indices", "layer_memory", "linear_keys",
            "link_count",
-           "remove_links", "sample_absent_keys", "sample_keys", "sparse_linear", "total_memory",
+           "remove_links", "sample_absent_keys", "sample_keys", "shared_inputs", "sparse_linear", "total_memory",
            "normal_", "uniform_"]

@@ -3,8 +3,14 @@
 Activations go through the kernel feature-major, ``(features, batch)``: ``torch.sparse.mm`` of a CSR
 matrix with a contiguous ``(in, batch)`` matrix is the fast path (about 2x over a transposed view). The
 output is returned as a transposed view, so a following sparse layer finds its input feature-major
-already and the transpose costs nothing.
+already and the transpose costs nothing. Inside ``shared_inputs()``, layers applied to the same input
+tensor (Q, K and V of one attention input, a decoder's cross-attention K and V of the encoder memory, a
+user model's q/k/v_proj) share one feature-major copy: it is made once, saved once for their backward, and
+their input gradients are summed before the one transpose back.
 """
+import contextlib
+import weakref
+
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -55,6 +61,42 @@ def sparse_linear(x: torch.Tensor, values: torch.Tensor, cache: CSRCache, bias: 
     if x.shape[-1] != in_features:
         raise ValueError(f"input has {x.shape[-1]} features, the layer expects {in_features}")
     lead = x.shape[:-1]
-    x_t = x.reshape(-1, in_features).t().contiguous()
-    y_t = _SparseMatmul.apply(x_t, values, bias, cache)
+    y_t = _SparseMatmul.apply(feature_major(x), values, bias, cache)
     return y_t.t().reshape(*lead, out_features)
+
+
+_MEMOS: list[dict] = []  # the active shared_inputs() block's {id(input): (weakref, (version, grad mode), copy)}
+
+
+@contextlib.contextmanager
+def shared_inputs():
+    """Within this block, sparse layers applied to the same input tensor share its feature-major copy (one
+    copy made and saved for backward instead of one per layer). A copy lives while its input lives, and at
+    most until the block ends; an input changed in place since, or used in another grad mode, gets a fresh
+    one. Nested blocks share the outer block's copies. The models wrap their forward in it; wrap your own
+    model's forward (``with shared_inputs(): loss = model(x)``) to share its q/k/v projections' inputs."""
+    if _MEMOS:
+        yield
+        return
+    _MEMOS.append({})
+    try:
+        yield
+    finally:
+        _MEMOS.pop()
+
+
+def feature_major(x: torch.Tensor) -> torch.Tensor:
+    """``x (..., in)`` as a contiguous ``(in, n)`` matrix (no copy when ``x`` is a sparse layer's output);
+    inside ``shared_inputs()`` made once per input tensor (inference tensors, which keep no version counter,
+    are not shared)."""
+    memo = _MEMOS[-1] if _MEMOS and not x.is_inference() else None
+    key = None if memo is None else (x._version, torch.is_grad_enabled())
+    if memo is not None and id(x) in memo:
+        alive, saved_key, x_t = memo[id(x)]
+        if alive() is x and saved_key == key:
+            return x_t
+    x_t = x.reshape(-1, x.shape[-1]).t().contiguous()
+    if memo is not None and x_t.data_ptr() != x.data_ptr():  # a copy was made: share it while x lives
+        ident = id(x)
+        memo[ident] = (weakref.ref(x, lambda _: memo.pop(ident, None)), key, x_t)
+    return x_t

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from sparsenet.sparse import SparseLinear, sparse_linear
+from sparsenet.sparse.functional import shared_inputs
 from tests.devices import DEVICES
 
 
@@ -99,3 +100,70 @@ def test_wrong_input_width_raises():
     layer = _layer(4, 3, 5, seed=0)
     with pytest.raises(ValueError, match="expects 3"):
         layer(torch.randn(2, 4, dtype=torch.float64))
+
+
+def _saved_feature_major_copies(run) -> int:
+    """Distinct storages of 2-D tensors autograd saves while ``run()`` builds its graph (the kernels' inputs)."""
+    storages = set()
+
+    def pack(tensor):
+        if tensor.dim() == 2:
+            storages.add(tensor.untyped_storage().data_ptr())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        run()
+    return storages
+
+
+def test_projections_of_one_input_share_one_saved_copy_and_keep_their_gradients():
+    q, k, v = (_layer(6, 10, 25, seed) for seed in (1, 2, 3))
+    x = torch.randn(4, 5, 10, dtype=torch.float64, requires_grad=True)
+    outputs = {}
+    with shared_inputs():
+        shared = _saved_feature_major_copies(lambda: outputs.update(shared=[f(x) for f in (q, k, v)]))
+    x_alone = [x.detach().clone().requires_grad_(True) for _ in range(3)]  # unshared: one input each
+    with shared_inputs():
+        alone = _saved_feature_major_copies(lambda: outputs.update(alone=[f(i) for f, i in zip((q, k, v), x_alone)]))
+    value_storages = {layer.values.untyped_storage().data_ptr() for layer in (q, k, v)}
+    assert len(shared - value_storages) == 1 and len(alone - value_storages) == 3
+    weights = [torch.randn(4, 5, 6, dtype=torch.float64) for _ in range(3)]
+    grads = {}
+    for name, inputs in (("shared", [x]), ("alone", x_alone)):
+        for layer in (q, k, v):
+            layer.values.grad = None
+        sum((y * w).sum() for y, w in zip(outputs[name], weights)).backward()
+        grads[name] = ([layer.values.grad.clone() for layer in (q, k, v)], sum(i.grad for i in inputs))
+    for shared_grad, alone_grad in zip(grads["shared"][0], grads["alone"][0]):
+        torch.testing.assert_close(shared_grad, alone_grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grads["shared"][1], grads["alone"][1], rtol=1e-12, atol=1e-12)
+    for layer, y in zip((q, k, v), outputs["shared"]):
+        torch.testing.assert_close(y, _dense_reference(layer, x)[0], rtol=1e-12, atol=1e-12)
+
+
+@shared_inputs()
+def test_an_input_changed_in_place_or_in_another_grad_mode_gets_a_fresh_copy():
+    layer = _layer(6, 10, 25, 0)
+    x = torch.randn(3, 10, dtype=torch.float64)
+    with torch.no_grad():
+        layer(x)
+    x_grad = x.requires_grad_(True)
+    y = layer(x_grad)  # no-grad copy not reused: the gradient reaches x
+    y.sum().backward()
+    assert x_grad.grad is not None and layer.values.grad is not None
+    z = torch.randn(3, 10, dtype=torch.float64)
+    first = layer(z)
+    z.mul_(2.0)
+    torch.testing.assert_close(layer(z), _dense_reference(layer, z)[0], rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(first, layer(z))
+
+
+def test_outside_the_block_nothing_is_shared():
+    layer = _layer(6, 10, 25, 0)
+    x = torch.randn(3, 10, dtype=torch.float64)
+    with shared_inputs():
+        layer(x)
+    x.data.mul_(2.0)  # bypasses the version counter: only safe because the block has ended
+    torch.testing.assert_close(layer(x), _dense_reference(layer, x)[0], rtol=1e-12, atol=1e-12)
+    copies = _saved_feature_major_copies(lambda: [layer(x) for _ in range(2)])
+    assert len(copies - {layer.values.untyped_storage().data_ptr()}) == 2  # one copy per call
