@@ -8,7 +8,7 @@ import fire
 import torch
 
 from sparsenet.command_line import check_flags, interrupted, stop_on_sigterm, typed
-from sparsenet.runtime import tune_cpu_allocator
+from sparsenet.runtime import tune_cpu
 
 TRAIN_HELP = """Train a model; print progress, a readable result line, and the summary JSON last.
 
@@ -213,7 +213,7 @@ class CLI:
 def main(argv: list[str]) -> None:
     """Run the command line ``argv`` (without the program name)."""
     check_flags(CLI, argv)
-    tune_cpu_allocator()
+    tune_cpu()  # the glibc allocator keeps freed buffers; subnormals flush to zero
     try:
         fire.Fire(CLI(), command=argv, name="cli.py")
     except BrokenPipeError:  # the reader went away (`cli.py table ... | head`): stop quietly, as a shell tool does
