@@ -163,7 +163,7 @@ class CLI:
             raise SystemExit(f"error: {error}")
 
     @typed
-    def bench(self, repeats: int = 20, warmup: int = 5, threads: int | None = None):
+    def bench(self, repeats: int = 20, warmup: int = 5, threads: int | None = None, profile: bool = False):
         """Print the layer speed/memory table: dense vs dense+mask vs SparseLinear.
 
         Shapes (out×in, batch): 1568×784/32, 1568×1568/32, 2048×512/1024, 512×2048/1024, at sparsity
@@ -173,6 +173,8 @@ class CLI:
             repeats: timed forward+backward steps per cell (median reported); at least 1.
             warmup: untimed steps before timing.
             threads: torch CPU threads (default: torch's choice).
+            profile: also split each sparse cell's CPU time (torch.profiler, ops' self time) into products,
+                copies (layout changes) and bookkeeping.
         """
         from tqdm import tqdm
 
@@ -181,7 +183,7 @@ class CLI:
             raise SystemExit("error: --repeats and --threads must be >= 1 and --warmup >= 0")
         if threads is not None:
             torch.set_num_threads(threads)
-        print(run(repeats, warmup, progress=lambda shapes: tqdm(shapes, desc="shapes", disable=None)))
+        print(run(repeats, warmup, progress=lambda shapes: tqdm(shapes, desc="shapes", disable=None), profile=profile))
 
     @typed
     def inspect(self, init: str = "bsw", shape: tuple = (1568, 1568), density: float = 0.01, beta: float = 0.25,

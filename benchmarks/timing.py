@@ -32,6 +32,21 @@ def cpu_model() -> str:
         return platform.processor() or "unknown CPU"
 
 
+VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
+                "amx_tile", "asimd", "sve")  # the vector extensions the kernels' libraries dispatch on
+
+
+def cpu_flags() -> str:
+    """The CPU's vector extensions among ``VECTOR_FLAGS`` from /proc/cpuinfo (e.g. ``avx avx2 fma``)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next(line.split(":", 1)[1].split() for line in cpuinfo
+                         if line.startswith(("flags", "Features")))
+    except (OSError, StopIteration):
+        return "unknown flags"
+    return " ".join(flag for flag in VECTOR_FLAGS if flag in flags) or "no vector flags listed"
+
+
 def last_level_cache() -> str:
     """The size of CPU 0's highest-level cache as /sys lists it (e.g. ``32768K``), or ``unknown``."""
     try:

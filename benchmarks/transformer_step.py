@@ -13,13 +13,12 @@ whole model (embeddings, layer norms and generator stay dense). On CUDA the tabl
     python -m benchmarks.transformer_step [--sparsities 0 0.9 0.95 0.99] [--repeats 10] [--device cpu]
 """
 import argparse
-import platform
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from benchmarks.timing import median_ms
+from benchmarks.timing import cpu_flags, cpu_model, median_ms
 from sparsenet.models import Transformer
 from sparsenet.runtime import tune_cpu_allocator
 from sparsenet.sparse import SparseLinear, layer_memory
@@ -95,7 +94,7 @@ def run(sparsities=SPARSITIES, repeats: int = 10, warmup: int = 3, batch: int = 
         device: str = "cpu", progress=iter, **sizes) -> str:
     rows = [measure(s, repeats, warmup, batch, length, device, **sizes) for s in progress(sparsities)]
     header = (f"Transformer {({**PAPER_IWSLT, **sizes})}, batch {batch}×{length}+{batch}×{length} tokens, "
-              f"{device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+              f"{device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_model()} ({cpu_flags()})")
     return header + "\n\n" + format_table(rows)
 
 

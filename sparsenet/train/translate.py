@@ -113,7 +113,7 @@ PRESETS = {  # method.md §8.2 (CHTs preprint); "cpu": a model and schedule that
                                update_interval=100),
     ("wmt17", "paper"): dict(d_ff=2048, batch_tokens=12000, train_steps=80000, warmup_steps=8000, lr_factor=2.0,
                              update_interval=100),
-    # "cpu": one dense run in <= 60 min of training on 2 cores (1.06 s/step measured, AVX2 EPYC, 2 threads):
+    # "cpu": one dense run in <= 60 min of training on 2 cores (1.06 s/step measured, AVX-512 EPYC, 2 threads):
     # the paper's FFN/width ratio at d 256, a BPE of 8,000, 2,048-token batches, 3,200 steps; beam 4, α 0.6
     ("multi30k", "cpu"): dict(d_model=256, heads=4, layers=3, d_ff=1024, vocab_size=8000, batch_tokens=2048,
                               train_steps=3200, warmup_steps=800, lr_factor=1.0, update_interval=100, eval_every=200,
