@@ -1,0 +1,21 @@
+"""Every product form the benchmark times computes the same product (so the table compares like with like)."""
+import pytest
+import torch
+
+from benchmarks.product_forms import forms, main
+
+
+def test_the_forms_agree():
+    results = {name: fn() for name, fn in forms(12, 9, 5, 0.5).items()}
+    dense = lambda t: t.to_dense() if t.layout != torch.strided else t  # noqa: E731
+    torch.testing.assert_close(results["fwd A"], results["fwd B"])
+    torch.testing.assert_close(results["fwd A"].t(), results["fwd C"])
+    torch.testing.assert_close(results["dx A"], results["dx B"])
+    torch.testing.assert_close(results["dx A"].t(), results["dx C"])
+    torch.testing.assert_close(dense(results["dW A"]), dense(results["dW B"]))
+
+
+def test_a_sparsity_outside_the_range_is_refused(capsys):
+    with pytest.raises(SystemExit) as error:
+        main(["--sparsities", "1.0"])
+    assert error.value.code == 2 and "--sparsities must be in [0, 1), got [1.0]" in capsys.readouterr().err
