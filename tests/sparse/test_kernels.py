@@ -167,3 +167,29 @@ def test_outside_the_block_nothing_is_shared():
     torch.testing.assert_close(layer(x), _dense_reference(layer, x)[0], rtol=1e-12, atol=1e-12)
     copies = _saved_feature_major_copies(lambda: [layer(x) for _ in range(2)])
     assert len(copies - {layer.values.untyped_storage().data_ptr()}) == 2  # one copy per call
+
+
+LAYOUTS = {  # name -> a (6, 9) float64 input leaf of that memory layout
+    "row-major": lambda g: torch.randn(6, 9, dtype=torch.float64, generator=g),
+    "feature-major": lambda g: torch.randn(9, 6, dtype=torch.float64, generator=g).t(),  # a sparse layer's output
+    "strided": lambda g: torch.randn(6, 18, dtype=torch.float64, generator=g)[:, ::2],
+    "batch 1": lambda g: torch.randn(1, 9, dtype=torch.float64, generator=g),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_input_layout_matches_dense_and_its_gradient_keeps_the_layout(layout):
+    layer = _layer(7, 9, 20, seed=5)
+    x = LAYOUTS[layout](torch.Generator().manual_seed(0)).requires_grad_(True)
+    y = layer(x)
+    y_ref, _, x_ref = _dense_reference(layer, x)
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    grad_out = torch.randn_like(y)
+    y.backward(grad_out)
+    y_ref.backward(grad_out)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-12, atol=1e-12)
+    if x.is_contiguous() or x.t().is_contiguous():  # dense layouts: the gradient has the input's strides
+        assert x.grad.stride() == x.stride()
+    values = layer.values.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x_, v_: sparse_linear(x_, v_, layer.cache), (x.detach().requires_grad_(True),
+                                                                                          values))
