@@ -32,8 +32,9 @@ def _losses(run_dir):
 
 
 def _metrics(run_dir) -> list[dict]:
-    """The run's metric lines without their timings (which differ between otherwise identical runs)."""
-    return [{k: v for k, v in json.loads(line).items() if "seconds" not in k}
+    """The run's metric lines without their measurements of the machine (timings, the process's peak RSS),
+    which differ between otherwise identical runs."""
+    return [{k: v for k, v in json.loads(line).items() if "seconds" not in k and k != "peak_rss_bytes"}
             for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
 
 
