@@ -10,7 +10,10 @@ for sparse layers), gradients and Adam's two moments, for the sparse linear laye
 whole model (embeddings, layer norms and generator stay dense). On CUDA the table adds the peak of
 ``torch.cuda.max_memory_allocated`` over the timed steps.
 
-    python -m benchmarks.transformer_step [--sparsities 0 0.9 0.95 0.99] [--repeats 10] [--device cpu]
+With ``--profile``, each model's step is also run under ``torch.profiler`` and the ops taking the most CPU
+time (their self time, each microsecond counted once) are listed with their share of the step.
+
+    python -m benchmarks.transformer_step [--sparsities 0 0.9 0.95 0.99] [--repeats 10] [--device cpu] [--profile]
 """
 import argparse
 from dataclasses import dataclass
@@ -70,6 +73,21 @@ def measure(sparsity: float, repeats: int = 10, warmup: int = 3, batch: int = 16
     return StepRow(sparsity, ms, linear, structure, dense_linear, total, dense_total, peak)
 
 
+def top_ops(sparsity: float, steps: int = 3, top: int = 8, batch: int = 16, length: int = 32, **sizes
+            ) -> list[tuple[str, float]]:
+    """The ``top`` ops by self CPU time over ``steps`` profiled training steps, with their share of it."""
+    model = build_transformer(sparsity, **sizes).train()
+    optimizer, _ = make_optimizer(model)
+    data = random_batch(model, batch, length)
+    train_step(model, optimizer, data)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        for _ in range(steps):
+            train_step(model, optimizer, data)
+    events = sorted(profiler.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    return [(e.key, e.self_cpu_time_total / total) for e in events[:top]]
+
+
 def format_table(rows: list[StepRow]) -> str:
     """Markdown: step ms, speed-up vs the dense row, and MiB (sparse vs dense twin) of the projections
     (w+g+Adam, then with indices and CSR caches added) and of the whole model (everything counted)."""
@@ -106,6 +124,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=32)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--profile", action="store_true", help="also list each model's costliest ops (CPU)")
     args = parser.parse_args()
     try:
         check_device(args.device)
@@ -113,6 +132,10 @@ def main() -> None:
         parser.error(str(error))
     tune_cpu_allocator()
     print(run(args.sparsities, args.repeats, args.warmup, args.batch, args.length, args.device))
+    if args.profile:
+        for sparsity in args.sparsities:
+            ops = top_ops(sparsity, batch=args.batch, length=args.length)
+            print(f"\nsparsity {sparsity:g}, CPU self time: " + ", ".join(f"{name} {share:.0%}" for name, share in ops))
 
 
 if __name__ == "__main__":
