@@ -50,8 +50,12 @@ class CLI:
                              f"{error}")
         except KeyboardInterrupt as stop:
             saved = run_dir is not None and (run_dir / "checkpoint.pt").exists()
-            raise interrupted(stop, f"resume with: python cli.py train --resume {run_dir}" if saved else
-                              "no checkpoint was written yet, so there is nothing to resume")
+            ranks = distributed.world_size()
+            launch = "python" if ranks == 1 else f"torchrun --standalone --nproc_per_node {ranks}"
+            exit_code = interrupted(stop, f"resume with: {launch} cli.py train --resume {run_dir}" if saved else
+                                    "no checkpoint was written yet, so there is nothing to resume",
+                                    quiet=not distributed.is_main())  # under torchrun rank 0 says it
+            raise exit_code
         finally:
             distributed.shutdown()
         if distributed.is_main():

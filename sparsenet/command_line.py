@@ -43,10 +43,12 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _terminate)
 
 
-def interrupted(stop: KeyboardInterrupt, advice: str, what: str = "interrupted") -> SystemExit:
-    """Print ``WHAT (Ctrl-C|SIGTERM); ADVICE`` on stderr; the exit to raise: 130 for Ctrl-C, 143 for SIGTERM."""
+def interrupted(stop: KeyboardInterrupt, advice: str, what: str = "interrupted", quiet: bool = False) -> SystemExit:
+    """Print ``WHAT (Ctrl-C|SIGTERM); ADVICE`` on stderr (unless ``quiet``); the exit to raise: 130 for Ctrl-C,
+    143 for SIGTERM."""
     terminated = isinstance(stop, Terminated)
-    print(f"{what} ({'SIGTERM' if terminated else 'Ctrl-C'}); {advice}", file=sys.stderr)
+    if not quiet:
+        print(f"{what} ({'SIGTERM' if terminated else 'Ctrl-C'}); {advice}", file=sys.stderr)
     return SystemExit(143 if terminated else 130)
 
 

@@ -61,10 +61,13 @@ def test_a_two_rank_run_resumes_exactly(tmp_path):
     while process.poll() is None and not (run_dir / "checkpoint.pt").exists():
         time.sleep(0.005)
     process.send_signal(signal.SIGTERM)  # torchrun passes it to both ranks
-    process.communicate(timeout=120)
+    _, stderr = process.communicate(timeout=120)
     if (run_dir / "summary.json").exists():
         pytest.skip("the run finished before the signal arrived")
     assert process.returncode != 0
+    resume_lines = [line for line in stderr.splitlines() if line.startswith("interrupted (SIGTERM)")]
+    assert resume_lines == [f"interrupted (SIGTERM); resume with: torchrun --standalone --nproc_per_node 2 cli.py train "
+                            f"--resume {run_dir}"]  # rank 0 alone, with the command that resumes it
     resumed = torchrun("--resume", run_dir)
     assert resumed.returncode == 0, resumed.stderr
     assert _records(run_dir) == _records(tmp_path / "whole")
