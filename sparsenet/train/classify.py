@@ -359,6 +359,7 @@ def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
                   "links": _links(model), "epoch_seconds": train_seconds, "peak_rss_bytes": peak_rss_bytes(),
                   **({"anp": update["anp"], "overlap": update["overlap"], "update_seconds": update["seconds"],
                       "removed": update["removed"], "regrown": update["regrown"],
+                      "layer_overlaps": [layer["overlap"] for layer in update["layers"]],  # CHT's early stop
                       "topology_hash": update["topology_hash"]} if update else {})}
         tracker.log(record, step=epoch + 1)
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
