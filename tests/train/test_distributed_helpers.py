@@ -33,6 +33,30 @@ def test_gradients_and_numbers_are_summed_and_batches_shared():
     assert results[1]["list"] == ["d", "e"]
 
 
+def _turn_worker(rank: int, port: int, results, log):
+    import os
+    import time
+    os.environ.update(LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2")
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+
+    def load():
+        log.append(("start", rank))
+        time.sleep(0.2 if rank == 0 else 0.0)  # rank 0 prepares slowly; rank 1 must still wait for it
+        log.append(("end", rank))
+        return rank * 10
+
+    results[rank] = distributed.load_in_turn(load)
+    dist.destroy_process_group()
+
+
+def test_rank_zero_prepares_the_data_before_the_others_read_it():
+    manager = mp.Manager()
+    results, log = manager.dict(), manager.list()
+    mp.spawn(_turn_worker, args=(_free_port(), results, log), nprocs=2, join=True)
+    assert list(log) == [("start", 0), ("end", 0), ("start", 1), ("end", 1)]
+    assert dict(results) == {0: 0, 1: 10}
+
+
 def test_one_process_leaves_everything_as_it_is():
     parameter = torch.nn.Parameter(torch.zeros(2))
     parameter.grad = torch.ones(2)
