@@ -21,8 +21,8 @@ from ..topology import copy_topology, init_sparse_model, sparse_layers
 from ..topology.registry import INITIALIZERS
 from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
                          set_rng_state)
-from .config import (RunConfig, check_fraction, check_free_space, check_positive_ints, check_run_options,
-                     check_sparse_method, option, with_presets)
+from .config import (METHOD_OPTIONS, RunConfig, check_fraction, check_free_space, check_positive_ints,
+                     check_run_options, check_sparse_method, method_defaults, option, with_presets)
 from .distributed import (all_sum, check_divides, check_world_size, is_main, load_in_turn, local_world_size,
                           rank_rng_states, restore_rank_rng, seed_rank_stream, shard, sum_gradients)
 from .memory_plan import check_plan, plan_mlp
@@ -174,11 +174,14 @@ PRESETS = {  # per data set: what differs from the paper's MLP protocol
 
 
 def build_config(**options) -> ClassifyConfig:
-    """Defaults, then the data set's preset, then the given (non-None) options; validated."""
+    """Defaults, then the data set's preset and the method's recipe defaults (``METHOD_DEFAULTS``: CHT updates
+    every 3 epochs), then the given (non-None) options; validated."""
     dataset = options.get("dataset") or ClassifyConfig.dataset
+    method = options.get("method") or ClassifyConfig.method
+    recipe = {k: v for k, v in method_defaults("mlp", dataset, method).items() if k not in METHOD_OPTIONS}
     if options.get("links_per_neuron") is not None and options.get("sparsity") is not None:
         raise ValueError("give --sparsity or --links_per_neuron, not both (the links per neuron set the sparsity)")
-    return with_presets(ClassifyConfig, options, PRESETS.get(dataset, {})).validate()
+    return with_presets(ClassifyConfig, options, {**PRESETS.get(dataset, {}), **recipe}).validate()
 
 
 def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator):
