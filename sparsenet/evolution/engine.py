@@ -149,16 +149,17 @@ class TopologyEngine:
             return None
         distributed = _distributed()
         if distributed and self.check_ranks:
-            self._check_ranks(global_step, "before")
+            self._check_ranks(global_step, "before", self._digests())
         if distributed and self.method.regrowth_kind == "gradient":
             self._gather_captured()
         stats = self._update(global_step) if not distributed or dist.get_rank() == 0 else None
         if distributed:
             stats = self._adopt_rank_zero(stats)
-            if self.check_ranks:
-                self._check_ranks(global_step, "after")
+        digests = self._digests()  # once: for the check and for the statistics' hash
+        if distributed and self.check_ranks:
+            self._check_ranks(global_step, "after", digests)
         self._captured.clear()
-        return {**stats, "topology_hash": self.topology_hash()}
+        return {**stats, "topology_hash": _combined(digests)}
 
     def _update(self, global_step: int) -> dict:
         start = time.perf_counter()
@@ -196,14 +197,15 @@ class TopologyEngine:
 
     def topology_hash(self) -> str:
         """16 hex digits of a SHA-256 over every sparse layer's links (its CSR row pointers and columns)."""
-        digest = hashlib.sha256()
-        for layer in self.layers:
-            digest.update(_layer_digest(layer))
-        return digest.hexdigest()[:16]
+        return _combined(self._digests())
 
-    def _check_ranks(self, global_step: int, when: str) -> None:
-        """``RuntimeError`` on every rank when some rank's links differ from rank 0's in some layer."""
-        mine = torch.tensor([int.from_bytes(_layer_digest(l)[:8], "little", signed=True) for l in self.layers])
+    def _digests(self) -> list[bytes]:
+        return [_layer_digest(layer) for layer in self.layers]
+
+    def _check_ranks(self, global_step: int, when: str, digests: list[bytes]) -> None:
+        """``RuntimeError`` on every rank when some rank's links (``digests``, one per layer) differ from rank
+        0's in some layer."""
+        mine = torch.tensor([int.from_bytes(digest[:8], "little", signed=True) for digest in digests])
         every = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
         dist.all_gather(every, mine)
         for position in range(len(self.layers)):
@@ -298,6 +300,11 @@ def _layer_digest(layer) -> bytes:
     for tensor in (layer.crow, layer.col):
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.digest()
+
+
+def _combined(digests: list[bytes]) -> str:
+    """16 hex digits of a SHA-256 over the layers' digests, in layer order."""
+    return hashlib.sha256(b"".join(digests)).hexdigest()[:16]
 
 
 def _gather_rows(rows: torch.Tensor) -> torch.Tensor:
