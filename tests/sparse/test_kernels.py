@@ -17,6 +17,21 @@ def _layer(out_f, in_f, nnz, seed, bias=True, dtype=torch.float64):
     return layer
 
 
+def _assert_matches_dense(layer, x) -> torch.Tensor:
+    """Forward, input gradient and value gradients of ``layer`` at ``x`` (a leaf) equal the dense float64
+    reference's to 1e-12; returns the output gradient used."""
+    y = layer(x)
+    y_ref, weight_ref, x_ref = _dense_reference(layer, x)
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    grad_out = torch.randn_like(y)
+    y.backward(grad_out)
+    y_ref.backward(grad_out)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-12, atol=1e-12)
+    rows, cols = layer.indices
+    torch.testing.assert_close(layer.values.grad, weight_ref.grad[rows, cols], rtol=1e-12, atol=1e-12)
+    return grad_out
+
+
 def _dense_reference(layer, x):
     weight = layer.to_dense().clone().requires_grad_(True)
     x_ref = x.detach().clone().requires_grad_(True)
@@ -44,15 +59,7 @@ CASES = [  # (out, in, nnz, input leading shape)
 def test_forward_and_gradients_match_dense(out_f, in_f, nnz, lead, bias, device):
     layer = _layer(out_f, in_f, nnz, seed=out_f * 1000 + in_f + nnz, bias=bias).to(device)
     x = torch.randn(*lead, in_f, dtype=torch.float64).to(device).requires_grad_(True)
-    y = layer(x)
-    y_ref, weight_ref, x_ref = _dense_reference(layer, x)
-    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
-    grad_out = torch.randn_like(y)
-    y.backward(grad_out)
-    y_ref.backward(grad_out)
-    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-12, atol=1e-12)
-    rows, cols = layer.indices
-    torch.testing.assert_close(layer.values.grad, weight_ref.grad[rows, cols], rtol=1e-12, atol=1e-12)
+    grad_out = _assert_matches_dense(layer, x)
     if bias:
         torch.testing.assert_close(layer.bias.grad, grad_out.reshape(-1, out_f).sum(0))
 
@@ -181,13 +188,7 @@ LAYOUTS = {  # name -> a (6, 9) float64 input leaf of that memory layout
 def test_every_input_layout_matches_dense_and_its_gradient_keeps_the_layout(layout):
     layer = _layer(7, 9, 20, seed=5)
     x = LAYOUTS[layout](torch.Generator().manual_seed(0)).requires_grad_(True)
-    y = layer(x)
-    y_ref, _, x_ref = _dense_reference(layer, x)
-    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
-    grad_out = torch.randn_like(y)
-    y.backward(grad_out)
-    y_ref.backward(grad_out)
-    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-12, atol=1e-12)
+    _assert_matches_dense(layer, x)
     if x.is_contiguous() or x.t().is_contiguous():  # dense layouts: the gradient has the input's strides
         assert x.grad.stride() == x.stride()
     values = layer.values.detach().clone().requires_grad_(True)

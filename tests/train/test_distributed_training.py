@@ -28,6 +28,21 @@ def torchrun(*args, ranks: int = 2, timeout: float = 300, wait: bool = True):
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
+def _interrupt_after_the_first_checkpoint(args: list, out_dir: Path, name: str) -> tuple[Path, str]:
+    """Start a 2-rank run, SIGTERM torchrun (it passes the signal to both ranks) once its first checkpoint
+    exists; ``(run_dir, stderr)``. Skips the test when the run finished first."""
+    run_dir = out_dir / name
+    process = torchrun(*args, "--out_dir", out_dir, "--run_name", name, wait=False)
+    while process.poll() is None and not (run_dir / "checkpoint.pt").exists():
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    if (run_dir / "summary.json").exists():
+        pytest.skip("the run finished before the signal arrived")
+    assert process.returncode != 0
+    return run_dir, stderr
+
+
 def _records(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if "seconds" not in k and k != "peak_rss_bytes"}
             for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -56,15 +71,7 @@ def test_a_two_rank_run_resumes_exactly(tmp_path):
     args = [*BASE, "--method", "set", "--hidden", "256,256", "--epochs", "6"]
     whole = torchrun(*args, "--out_dir", tmp_path, "--run_name", "whole")
     assert whole.returncode == 0, whole.stderr
-    run_dir = tmp_path / "cut"
-    process = torchrun(*args, "--out_dir", tmp_path, "--run_name", "cut", wait=False)
-    while process.poll() is None and not (run_dir / "checkpoint.pt").exists():
-        time.sleep(0.005)
-    process.send_signal(signal.SIGTERM)  # torchrun passes it to both ranks
-    _, stderr = process.communicate(timeout=120)
-    if (run_dir / "summary.json").exists():
-        pytest.skip("the run finished before the signal arrived")
-    assert process.returncode != 0
+    run_dir, stderr = _interrupt_after_the_first_checkpoint(args, tmp_path, "cut")
     resume_lines = [line for line in stderr.splitlines() if line.startswith("interrupted (SIGTERM)")]
     assert resume_lines == [f"interrupted (SIGTERM); resume with: torchrun --standalone --nproc_per_node 2 cli.py train "
                             f"--resume {run_dir}"]  # rank 0 alone, with the command that resumes it
@@ -139,14 +146,7 @@ def test_a_two_rank_transformer_with_dropout_resumes_exactly(tmp_path, monkeypat
     args = _tiny_transformer(tmp_path / "data", steps=200)  # dropout 0.1: each rank its own stream
     whole = torchrun(*args, "--out_dir", tmp_path, "--run_name", "whole")
     assert whole.returncode == 0, whole.stderr
-    run_dir = tmp_path / "cut"
-    process = torchrun(*args, "--out_dir", tmp_path, "--run_name", "cut", wait=False)
-    while process.poll() is None and not (run_dir / "checkpoint.pt").exists():
-        time.sleep(0.005)
-    process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=120)
-    if (run_dir / "summary.json").exists():
-        pytest.skip("the run finished before the signal arrived")
+    run_dir, _ = _interrupt_after_the_first_checkpoint(args, tmp_path, "cut")
     resumed = torchrun("--resume", run_dir)
     assert resumed.returncode == 0, resumed.stderr
     strip = lambda records: [{k: v for k, v in r.items() if "seconds" not in k} for r in records]  # noqa: E731
