@@ -7,7 +7,7 @@ from pathlib import Path
 import fire
 import torch
 
-from sparsenet.command_line import check_flags, interrupted, stop_on_sigterm, typed
+from sparsenet.command_line import check_flags, error_exit, interrupted, stop_on_sigterm, typed
 from sparsenet.runtime import tune_cpu
 
 TRAIN_HELP = """Train a model; print progress, a readable result line, and the summary JSON last.
@@ -45,8 +45,11 @@ class CLI:
             recipe, config, run_dir = open_run(model, options, resume, restart)
             stop_on_sigterm()
             summary = recipe.train(config, resume=resume)
-        except (ValueError, DataError) as error:  # under torchrun usually the same on every rank: rank 0 says it
-            raise SystemExit(f"error: {error}" if distributed.is_main() else f"error (rank {distributed.rank()}): "
+        except (ValueError, DataError) as error:
+            if distributed.world_size() == 1:
+                raise SystemExit(f"error: {error}")
+            # under torchrun each rank that meets it says so; the ranks share stderr, so in one write each
+            raise error_exit(f"error: {error}" if distributed.is_main() else f"error (rank {distributed.rank()}): "
                              f"{error}")
         except KeyboardInterrupt as stop:
             saved = run_dir is not None and (run_dir / "checkpoint.pt").exists()

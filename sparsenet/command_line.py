@@ -43,6 +43,15 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _terminate)
 
 
+def error_exit(message: str) -> SystemExit:
+    """Write ``message`` and its newline to stderr in one write, then the exit to raise (code 1). Unlike
+    ``SystemExit(message)``, whose text and newline go out in two writes, lines of processes that share
+    stderr (torchrun's ranks) cannot interleave."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+    return SystemExit(1)
+
+
 def interrupted(stop: KeyboardInterrupt, advice: str, what: str = "interrupted", quiet: bool = False) -> SystemExit:
     """Print ``WHAT (Ctrl-C|SIGTERM); ADVICE`` on stderr (unless ``quiet``); the exit to raise: 130 for Ctrl-C,
     143 for SIGTERM."""
