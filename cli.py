@@ -180,8 +180,9 @@ class CLI:
             repeats: timed forward+backward steps per cell (median reported); at least 1.
             warmup: untimed steps before timing.
             threads: torch CPU threads (default: torch's choice).
-            profile: also split each sparse cell's CPU time (torch.profiler, ops' self time) into products,
-                copies (layout changes) and bookkeeping.
+            profile: also split each sparse cell's step time, by timing, into products (the kernel's three
+                products alone), copies (what the row-major input and gradient cost over a feature-major
+                pair) and bookkeeping (the rest).
         """
         from tqdm import tqdm
 

@@ -7,9 +7,13 @@ sparse:     ``SparseLinear``.
 Memory = weights + gradients + Adam moments (+ mask / indices and CSR caches), counted tensor bytes.
 Input ``(batch, in)`` row-major with ``requires_grad`` (the costliest layout for the sparse layer: it
 transposes the input and the input gradient; chained sparse layers skip both). With ``profile`` the
-sparse layer's step is also run under ``torch.profiler`` and its CPU time split into products (the CSR
-and sampled products, dense GEMMs), copies (layout changes: copies, clones, gathers of values into the
-transposed order) and bookkeeping (everything else: tensor construction, fills, sums, autograd).
+sparse layer's step time is split, by timing, into products (the kernel's three products alone on operands
+already laid out: ``forward_product``, ``input_grad_product``, ``values_grad_product``), copies (what the
+row-major layout costs: the step's time minus the same step on a feature-major input and output gradient,
+the layout the kernel reads) and bookkeeping (the rest of the feature-major step: autograd, tensor
+construction, the bias sum). Not ``torch.profiler``: under it, this build's transposing copies run ~5x
+slower than without it (x.t().contiguous() of a 1024x2048 matrix, 2 threads: 1.0 ms plain, 5.2 ms
+profiled), which made copies look like 35-84% of the step.
 
     python -m benchmarks.layer_speed [--repeats 20] [--profile]     (or: python cli.py bench [--profile])
 """
@@ -22,6 +26,7 @@ from torch.nn import functional as F
 from benchmarks.timing import cpu_flags, cpu_model, median_ms
 from sparsenet.runtime import tune_cpu_allocator
 from sparsenet.sparse import SparseLinear, total_memory
+from sparsenet.sparse.functional import forward_product, input_grad_product, values_grad_product
 
 SHAPES = [  # (out_features, in_features, rows of input)
     (1568, 784, 32),
@@ -32,8 +37,9 @@ SHAPES = [  # (out_features, in_features, rows of input)
 SPARSITIES = [0.9, 0.95, 0.99, 0.999]
 
 
-def _step(forward, x, params):
-    grad = torch.ones(x.shape[0], forward(x).shape[1])
+def _step(forward, x, params, grad=None):
+    """One forward+backward of ``forward`` on ``x`` with output gradient ``grad`` (default: ones, row-major)."""
+    grad = torch.ones(x.shape[0], forward(x).shape[1]) if grad is None else grad
 
     def step():
         for p in params:
@@ -47,37 +53,33 @@ def _step_ms(forward, x, params, repeats, warmup):
     return median_ms(_step(forward, x, params), repeats, warmup)
 
 
-PRODUCTS = ("addmm", "mm", "bmm", "matmul", "sampled_addmm", "_sparse_csr_mm", "_sparse_mm")
-COPIES = ("copy_", "clone", "contiguous", "_to_copy", "index", "index_select", "gather", "take")
-
-
-def op_kind(name: str) -> str:
-    """``products``, ``copies`` or ``bookkeeping`` for a profiler op name such as ``aten::addmm``."""
-    op = name.split("::")[-1]
-    if op in PRODUCTS or "sampled_addmm" in op:
-        return "products"
-    return "copies" if op in COPIES else "bookkeeping"
-
-
-def profile_shares(forward, x, params, steps: int = 5) -> dict:
-    """Shares of the CPU time of ``steps`` forward+backward steps by ``op_kind`` (ops' self time, so each
-    microsecond counts once): ``{"products", "copies", "bookkeeping"}``, summing to 1."""
-    step = _step(forward, x, params)
-    step()  # warm-up outside the profile
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
-        for _ in range(steps):
-            step()
-    totals = dict.fromkeys(("products", "copies", "bookkeeping"), 0.0)
-    for event in profiler.key_averages():
-        totals[op_kind(event.key)] += event.self_cpu_time_total
-    overall = sum(totals.values()) or 1.0
-    return {kind: value / overall for kind, value in totals.items()}
+def time_shares(sparse: SparseLinear, x: torch.Tensor, repeats: int, warmup: int) -> dict:
+    """Shares of the sparse layer's forward+backward step on the row-major ``x (rows, in)`` by timing:
+    ``{"products", "copies", "bookkeeping"}``, summing to 1 (a part measured below 0 counts as 0).
+    ``copies`` = step time minus the step on a feature-major input and output gradient (no layout change);
+    ``products`` = the kernel's three products on operands laid out as it wants them;
+    ``bookkeeping`` = the feature-major step minus the products."""
+    params = list(sparse.parameters())
+    row_ms = _step_ms(sparse, x, params, repeats, warmup)
+    x_fm = x.detach().t().contiguous().t().requires_grad_()  # same values, feature-major strides
+    grad_fm = torch.ones(sparse.out_features, x.shape[0]).t()
+    feature_major_ms = median_ms(_step(sparse, x_fm, params, grad_fm), repeats, warmup)
+    values, x_t = sparse.values.detach(), x_fm.detach().t()
+    grad_y_t, cache = grad_fm.t(), sparse.cache
+    bias = None if sparse.bias is None else sparse.bias.detach()
+    products_ms = median_ms(lambda: (forward_product(cache, values, x_t, bias),
+                                     input_grad_product(cache, values, grad_y_t),
+                                     values_grad_product(cache, values, grad_y_t, x_t)), repeats, warmup)
+    parts = {"products": products_ms, "copies": max(row_ms - feature_major_ms, 0.0),
+             "bookkeeping": max(feature_major_ms - products_ms, 0.0)}
+    overall = sum(parts.values()) or 1.0
+    return {kind: value / overall for kind, value in parts.items()}
 
 
 def measure(out_f: int, in_f: int, rows: int, sparsities=SPARSITIES, repeats: int = 20, warmup: int = 5,
             seed: int = 0, profile: bool = False) -> list[dict]:
     """One row per sparsity: times in ms and memory in bytes for the three layers (and with ``profile`` the
-    sparse layer's ``profile_shares``)."""
+    sparse layer's ``time_shares``)."""
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(rows, in_f, generator=generator, requires_grad=True)
     dense = nn.Linear(in_f, out_f)
@@ -94,7 +96,7 @@ def measure(out_f: int, in_f: int, rows: int, sparsities=SPARSITIES, repeats: in
         result.append(dict(shape=f"{out_f}x{in_f}", rows=rows, sparsity=sparsity, nnz=sparse.nnz,
                            dense_ms=dense_ms, masked_ms=masked_ms, sparse_ms=sparse_ms,
                            dense_bytes=dense_bytes, masked_bytes=dense_bytes + mask.numel(), sparse_bytes=sparse_bytes,
-                           **({"shares": profile_shares(sparse, x, list(sparse.parameters()))} if profile else {})))
+                           **({"shares": time_shares(sparse, x, repeats, warmup)} if profile else {})))
     return result
 
 

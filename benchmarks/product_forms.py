@@ -1,16 +1,19 @@
 """Which product form should each of the sparse layer's three products use? Median ms of the alternatives
 torch offers for a row-major ``(n, in)`` input and a row-major ``(n, out)`` output gradient, one process:
 
-forward     y = x Wᵀ:    (A) W @ xᵀ copied contiguous (the kernel's form; the copy is timed with it),
-                         (B) W @ xᵀ as a strided view (the library copies or walks it itself),
+forward     y = x Wᵀ:    (A) W @ xᵀ copied contiguous (the kernel's ``forward_product``; the copy is timed
+                         with it), (B) W @ xᵀ as a strided view (the library copies or walks it itself),
                          (C) x @ (Wᵀ as CSR), dense times sparse;
-grad input  dx = dy W:   (A) Wᵀ @ dyᵀ contiguous, (B) Wᵀ @ dyᵀ view, (C) dy @ W;
-grad values dW on links: (A) sampled_addmm(dyᵀ contiguous, x), the kernel's form, (B) with dyᵀ as a view;
-plus the copy of xᵀ alone. The kernel (sparsenet/sparse/functional.py) takes (A) for all three. Measured
-on this workplace's 2-core AMD EPYC (2 threads, README's Performance section): the strided forms (B) of
-the two CSR products land within ±12% of (A) copy included, either way between runs (the library pays
-for the strided walk what the copy cost), and (A)'s copy of xᵀ is the operand the grad-values product
-needs anyway, whose strided form is 1.1-2.6x slower; dense-times-sparse (C) is 2-25x slower.
+grad input  dx = dy W:   (A) Wᵀ @ dyᵀ copied contiguous (``input_grad_product``), (B) Wᵀ @ dyᵀ view,
+                         (C) dy @ W;
+grad values dW on links: (A) the kernel's ``values_grad_product`` on the contiguous dyᵀ and xᵀ the two
+                         products above made, (B) sampled_addmm with the row-major x, (C) with dyᵀ as a
+                         view too;
+plus the copy of xᵀ alone. Measured on this workplace's 2-core AMD EPYC (2 threads, README's Performance
+section): the strided forms (B) of the two CSR products land within ±12% of (A) copy included, either way
+between runs (the library pays for the strided walk what the copy cost); the value-gradient product wants
+xᵀ contiguous (its CPU kernel reads the second operand transposed), so (A)'s copy of xᵀ serves it too,
+and its row-major forms are slower; dense-times-sparse (C) is 2-25x slower.
 
     python -m benchmarks.product_forms [--sparsities 0.9 0.99]
 """
@@ -21,6 +24,7 @@ import torch
 from benchmarks.timing import cpu_flags, cpu_model, median_ms
 from sparsenet.runtime import tune_cpu_allocator
 from sparsenet.sparse import SparseLinear
+from sparsenet.sparse.functional import forward_product, input_grad_product, values_grad_product
 
 SHAPES = [(2048, 512, 1024), (512, 2048, 1024), (1568, 1568, 32)]  # (out, in, rows), as cli.py bench
 
@@ -29,21 +33,22 @@ def forms(out_features: int, in_features: int, rows: int, sparsity: float) -> di
     """Name -> function of every product form (and the input copy) for one layer."""
     generator = torch.Generator().manual_seed(0)
     layer = SparseLinear(in_features, out_features, density=1 - sparsity, generator=generator)
-    values = layer.values.detach()
-    w, w_t = layer.cache.matrix(values), layer.cache.transposed(values)
-    pattern = layer.cache.matrix(torch.zeros_like(values))
+    values, cache = layer.values.detach(), layer.cache
+    w, w_t = cache.matrix(values), cache.transposed(values)
+    pattern = cache.matrix(torch.zeros_like(values))
     x, dy = torch.randn(rows, in_features, generator=generator), torch.randn(rows, out_features, generator=generator)
-    dy_t = dy.t().contiguous()
+    x_t, dy_t = x.t().contiguous(), dy.t().contiguous()
     return {
         "copy xᵀ": lambda: x.t().contiguous(),
-        "fwd A": lambda: torch.addmm(x.new_empty(out_features, rows), w, x.t().contiguous(), beta=0.0),
+        "fwd A": lambda: forward_product(cache, values, x.t().contiguous(), None),
         "fwd B": lambda: torch.addmm(x.new_empty(out_features, rows), w, x.t(), beta=0.0),
         "fwd C": lambda: torch.mm(x, w_t),
-        "dx A": lambda: torch.addmm(x.new_empty(in_features, rows), w_t, dy.t().contiguous(), beta=0.0),
+        "dx A": lambda: input_grad_product(cache, values, dy.t().contiguous()),
         "dx B": lambda: torch.addmm(x.new_empty(in_features, rows), w_t, dy.t(), beta=0.0),
         "dx C": lambda: torch.mm(dy, w),
-        "dW A": lambda: torch.sparse.sampled_addmm(pattern, dy_t, x, beta=0.0),
-        "dW B": lambda: torch.sparse.sampled_addmm(pattern, dy.t(), x, beta=0.0),
+        "dW A": lambda: values_grad_product(cache, values, dy_t, x_t),
+        "dW B": lambda: torch.sparse.sampled_addmm(pattern, dy_t, x, beta=0.0),
+        "dW C": lambda: torch.sparse.sampled_addmm(pattern, dy.t(), x, beta=0.0),
     }
 
 

@@ -25,7 +25,7 @@ class _SparseMatmul(torch.autograd.Function):
                 ) -> torch.Tensor:
         ctx.cache = cache
         ctx.save_for_backward(x_t, values)
-        return _matmul(cache.matrix(values), x_t, bias)
+        return forward_product(cache, values, x_t, bias)
 
     @staticmethod
     @once_differentiable
@@ -35,20 +35,44 @@ class _SparseMatmul(torch.autograd.Function):
         grad_y_t = grad_y_t.contiguous()
         grad_x_t = grad_values = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_x_t = _matmul(cache.transposed(values), grad_y_t, None)
+            grad_x_t = input_grad_product(cache, values, grad_y_t)
         if ctx.needs_input_grad[1]:
-            pattern = cache.matrix(torch.zeros_like(values))  # beta=0 still multiplies: keep NaN/inf out
-            grad_values = torch.sparse.sampled_addmm(pattern, grad_y_t, x_t.t(), beta=0.0).values()
+            grad_values = values_grad_product(cache, values, grad_y_t, x_t)
         if ctx.needs_input_grad[2]:
             grad_bias = grad_y_t.sum(1)
         return grad_x_t, grad_values, grad_bias, None
 
 
-def _matmul(matrix: torch.Tensor, dense: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``matrix @ dense (+ bias[:, None])`` for a CSR ``matrix``; addmm skips sparse.mm's zero fill."""
+def _csr_times_dense(matrix: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """``matrix @ dense`` for a CSR ``matrix (m, k)`` and a contiguous ``dense (k, n)``, written into a fresh
+    ``(m, n)`` buffer passed as both addmm's ``input`` and ``out``: with beta=0 the buffer is not read (so
+    its garbage cannot leak in, NaN included), and addmm skips the copy of ``input`` into a separate result
+    that the out-of-place form makes (an ``(m, n)`` copy per call, ~15% of the product at 99% sparsity and
+    1,024 rows) and the zero fill of ``torch.sparse.mm``."""
+    buffer = dense.new_empty(matrix.shape[0], dense.shape[1])
+    return torch.addmm(buffer, matrix, dense, beta=0.0, out=buffer)
+
+
+def forward_product(cache: CSRCache, values: torch.Tensor, x_t: torch.Tensor, bias: torch.Tensor | None
+                    ) -> torch.Tensor:
+    """The forward product ``W @ x_t (+ bias[:, None])``: ``x_t (in, n)`` contiguous -> ``(out, n)``."""
     if bias is None:
-        return torch.addmm(dense.new_empty(matrix.shape[0], dense.shape[1]), matrix, dense, beta=0.0)
-    return torch.addmm(bias.unsqueeze(1), matrix, dense)
+        return _csr_times_dense(cache.matrix(values), x_t)
+    return torch.addmm(bias.unsqueeze(1), cache.matrix(values), x_t)
+
+
+def input_grad_product(cache: CSRCache, values: torch.Tensor, grad_y_t: torch.Tensor) -> torch.Tensor:
+    """The input-gradient product ``Wᵀ @ grad_y_t``: ``grad_y_t (out, n)`` contiguous -> ``(in, n)``."""
+    return _csr_times_dense(cache.transposed(values), grad_y_t)
+
+
+def values_grad_product(cache: CSRCache, values: torch.Tensor, grad_y_t: torch.Tensor, x_t: torch.Tensor
+                        ) -> torch.Tensor:
+    """The links' gradient ``(grad_y_t @ x_tᵀ)`` sampled on W's links: ``(nnz,)`` in ``values``' order, from
+    ``grad_y_t (out, n)`` and ``x_t (in, n)``, both contiguous (the CPU kernel reads its second operand as
+    ``x_t`` rows, so no transpose is made)."""
+    pattern = cache.matrix(torch.zeros_like(values))  # beta=0 still multiplies: keep NaN/inf out
+    return torch.sparse.sampled_addmm(pattern, grad_y_t, x_t.t(), beta=0.0).values()
 
 
 def sparse_linear(x: torch.Tensor, values: torch.Tensor, cache: CSRCache, bias: torch.Tensor | None = None

@@ -194,3 +194,26 @@ def test_every_input_layout_matches_dense_and_its_gradient_keeps_the_layout(layo
     values = layer.values.detach().clone().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda x_, v_: sparse_linear(x_, v_, layer.cache), (x.detach().requires_grad_(True),
                                                                                           values))
+
+
+@pytest.mark.parametrize("out_f,in_f,nnz,rows", [(7, 9, 20, 6), (5, 7, 0, 4), (64, 128, 300, 33)])
+def test_the_three_products_match_dense_and_ignore_their_output_buffers_garbage(out_f, in_f, nnz, rows):
+    from sparsenet.sparse.functional import forward_product, input_grad_product, values_grad_product
+    layer = _layer(out_f, in_f, nnz, seed=nnz)
+    g = torch.Generator().manual_seed(1)
+    x_t, grad_y_t = (torch.randn(in_f, rows, dtype=torch.float64, generator=g),
+                     torch.randn(out_f, rows, dtype=torch.float64, generator=g))
+    weight, values, bias = layer.to_dense(), layer.values.detach(), layer.bias.detach()
+    rows_, cols = layer.indices
+    for _ in range(3):  # freed NaN blocks of the outputs' sizes first: an output buffer that is read shows NaN
+        garbage = [torch.full((n, rows), float("nan"), dtype=torch.float64) for n in (out_f, in_f)]
+        del garbage
+        torch.testing.assert_close(forward_product(layer.cache, values, x_t, None), weight @ x_t, rtol=1e-12, atol=1e-12)
+        garbage = torch.full((in_f, rows), float("nan"), dtype=torch.float64)
+        del garbage
+        torch.testing.assert_close(input_grad_product(layer.cache, values, grad_y_t), weight.t() @ grad_y_t,
+                                   rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(forward_product(layer.cache, values, x_t, bias), weight @ x_t + bias[:, None],
+                               rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(values_grad_product(layer.cache, values, grad_y_t, x_t),
+                               (grad_y_t @ x_t.t())[rows_, cols], rtol=1e-12, atol=1e-12)
