@@ -14,6 +14,12 @@ set-up is not the model's): ``torch.cuda.max_memory_allocated`` on CUDA, the pea
 measured peak − counted bytes, floored at 0; on CPU an estimate (it includes allocator slack and kernel
 workspaces). Total peak = counted + activation peak.
 
+Exact on every device, beside it: one more step with the gradients set to None first, its allocations and
+frees read from ``torch.profiler``'s memory events in time order. Its peak (the step's transient bytes:
+activations, gradients, temporaries) is what the allocator held at most for tensors the step made, and the
+allocated peak = parameters + optimizer state + structure + that. On CPU the RSS peak can exceed it by what
+glibc keeps of freed blocks (``tune_cpu()`` keeps them on purpose) and by fragmentation.
+
     run_memory("transformer", "iwslt14", [0.9, 0.99], "cpu", steps=20)
 """
 import ctypes
@@ -132,6 +138,10 @@ def batch_loss(model: nn.Module, batch: tuple) -> torch.Tensor:
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: tuple) -> float:
     """One optimizer step (gradients set to None first); returns the loss."""
     optimizer.zero_grad(set_to_none=True)
+    return _forward_backward_update(model, optimizer, batch)
+
+
+def _forward_backward_update(model: nn.Module, optimizer: torch.optim.Optimizer, batch: tuple) -> float:
     loss = batch_loss(model, batch)
     loss.backward()
     optimizer.step()
@@ -246,11 +256,32 @@ class PeakMeter:
         return (_proc_status_bytes("VmHWM") or peak_rss_bytes()) - self.baseline
 
 
+def step_allocated_peak(step, device: str = "cpu") -> int:
+    """Peak bytes held by ``device``'s allocator for the tensors made while ``step()`` runs, exact: the running
+    sum, in time order, of the allocations and frees the profiler reports. Blocks made before ``step`` are
+    not counted, and their frees are not reported (torch warns once), so give it a step that frees nothing
+    made before it: gradients set to None beforehand."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    kind = torch.device(device).type
+    if kind == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities, profile_memory=True) as profiler:
+        step()
+    events = sorted((e.start_ns(), e.nbytes()) for e in profiler.profiler.kineto_results.events()
+                    if e.name() == "[memory]" and e.device_type().name.lower() == kind)
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return peak
+
+
 @dataclass(frozen=True)
 class MemoryRow:
     """One model's bytes (``TensorBytes``' fields, then the measurements). ``measured_peak``: the peak over
     the training steps above the process after imports and ``warm_up``, from ``source``; ``step_seconds``:
-    mean wall time of a step (noisy on a shared machine)."""
+    mean wall time of a step (noisy on a shared machine); ``step_allocated``: ``step_allocated_peak`` of one
+    more step."""
     sparsity: float
     params: int
     grads: int
@@ -259,6 +290,12 @@ class MemoryRow:
     measured_peak: int
     source: str
     step_seconds: float
+    step_allocated: int
+
+    @property
+    def allocated_peak(self) -> int:
+        """Parameters, optimizer state and structure, plus ``step_allocated``: the allocator's exact peak."""
+        return self.params + self.optimizer + self.structure + self.step_allocated
 
     @property
     def counted(self) -> int:
@@ -308,10 +345,12 @@ def measure(model: str, sparsity: float, steps: int, device: str = "cpu", seed: 
         train_step(network, optimizer, data)
     seconds = (time.perf_counter() - start) / steps
     peak = meter.peak()
+    optimizer.zero_grad(set_to_none=True)
+    step_allocated = step_allocated_peak(lambda: _forward_backward_update(network, optimizer, data), device)
     counted = count_bytes(network, optimizer)
     check_counts(counted, network, optimizer, slots)
     return MemoryRow(sparsity, counted.params, counted.grads, counted.optimizer, counted.structure, peak,
-                     meter.source, seconds)
+                     meter.source, seconds, step_allocated)
 
 
 def measure_fresh(*args, **kwargs) -> MemoryRow:
@@ -375,14 +414,20 @@ def format_report(rows: list[MemoryRow], title: str) -> str:
     estimate = " (estimate)" if dense.source == RSS else ""
     lines = [title, "",
              f"| sparsity | params MiB | grads MiB | optimizer MiB | structure MiB | counted MiB | of dense "
-             f"| activation peak MiB{estimate} | total peak MiB | of dense |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"| activation peak MiB{estimate} | total peak MiB | of dense | step transient MiB (allocated) "
+             f"| allocated peak MiB | of dense |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r.sparsity:g} | {r.params / MIB:.2f} | {r.grads / MIB:.2f} | {r.optimizer / MIB:.2f} | "
                      f"{r.structure / MIB:.2f} | {r.counted / MIB:.2f} | {r.counted / dense.counted:.1%} | "
-                     f"{r.activation / MIB:.1f} | {r.total_peak / MIB:.1f} | {r.total_peak / dense.total_peak:.1%} |")
+                     f"{r.activation / MIB:.1f} | {r.total_peak / MIB:.1f} | {r.total_peak / dense.total_peak:.1%} | "
+                     f"{r.step_allocated / MIB:.1f} | {r.allocated_peak / MIB:.1f} | "
+                     f"{r.allocated_peak / dense.allocated_peak:.1%} |")
     lines += ["", f"Activation peak = measured peak ({dense.source} above the process after imports and a warm-up) "
-                  "− counted tensor bytes, floored at 0; total peak = counted + activation peak."]
+                  "− counted tensor bytes, floored at 0; total peak = counted + activation peak. Step transient = "
+                  "the allocator's exact peak of the bytes one training step makes (activations, gradients, "
+                  "temporaries; gradients None at its start); allocated peak = params + optimizer + structure + "
+                  "step transient."]
     return "\n".join(lines)
 
 
@@ -390,7 +435,8 @@ def write_json(rows: list[MemoryRow], setup: dict, path: Path) -> Path:
     """``setup`` and per model the raw byte numbers (and derived ones) as JSON."""
     dense = rows[0]
     records = [{**asdict(r), "counted": r.counted, "activation": r.activation, "total_peak": r.total_peak,
-                "counted_ratio": r.counted / dense.counted, "total_peak_ratio": r.total_peak / dense.total_peak}
+                "counted_ratio": r.counted / dense.counted, "total_peak_ratio": r.total_peak / dense.total_peak,
+                "allocated_peak": r.allocated_peak, "allocated_peak_ratio": r.allocated_peak / dense.allocated_peak}
                for r in rows]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**setup, "units": "bytes", "rows": records}, indent=2) + "\n")

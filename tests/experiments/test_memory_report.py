@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from sparsenet.experiments.training_memory import MIB, run_memory
+from sparsenet.experiments.training_memory import MIB, run_memory, step_allocated_peak
 from sparsenet.sparse import link_count
 
 SPARSITY = 0.9
@@ -42,9 +42,13 @@ def _check_rows(table: str, rows: list[dict], expected: dict) -> None:
         assert row["total_peak"] == row["counted"] + row["activation"]
         line = next(line for line in table.splitlines() if line.startswith(f"| {row['sparsity']:g} |"))
         assert line.split(" | ")[1:5] == [f"{row[k] / MIB:.2f}" for k in ("params", "grads", "optimizer", "structure")]
+        assert row["step_allocated"] >= row["grads"] > 0  # the step makes the gradients, at least
+        assert row["allocated_peak"] == row["params"] + row["optimizer"] + row["structure"] + row["step_allocated"]
+        assert line.split(" | ")[-2] == f"{row['allocated_peak'] / MIB:.1f}"
     dense, sparse = rows
     for key in ("params", "grads", "optimizer"):
         assert sparse[key] < dense[key]
+    assert sparse["step_allocated"] <= dense["step_allocated"]  # issue 14: activations no higher than dense
     assert sparse["measured_peak"] < dense["measured_peak"]
     assert sparse["counted"] < dense["counted"] and sparse["counted_ratio"] == sparse["counted"] / dense["counted"]
 
@@ -99,3 +103,17 @@ def test_bad_input_is_one_line_error(tmp_path, options, message):
     with pytest.raises(ValueError, match=r"^[^\n]+$") as error:
         run_memory(**arguments)
     assert message in str(error.value)
+
+
+def test_the_step_peak_follows_allocations_and_frees_exactly():
+    def step():
+        a = torch.empty(250_000)              # 1,000,000 bytes
+        b = torch.empty(500_000)              # 2,000,000: 3 MB live
+        del a
+        c = torch.empty(125_000)              # 0.5 MB: 2.5 MB live
+        del b, c
+        d = torch.empty(100_000)              # 0.4 MB live
+        return d
+    kept = torch.empty(1_000_000)             # made before: neither counted nor freed inside
+    assert step_allocated_peak(step) == 3_000_000
+    del kept
