@@ -16,6 +16,7 @@ from torch.nn import functional as F
 from ..evolution.percolation import Chain, SamePosition
 from ..sparse import SparseLinear
 from ..sparse.functional import shared_inputs
+from .dropout import Dropout
 
 
 def _projection(in_features: int, out_features: int, density: float | None, generator) -> nn.Module:
@@ -70,7 +71,7 @@ class Block(nn.Module):
         self.attention_norm, self.mlp_norm = nn.RMSNorm(d_model), nn.RMSNorm(d_model)
         self.attention = Attention(d_model, heads, density, generator)
         self.mlp = SwiGLU(d_model, d_ff, density, generator)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x, cos, sin):
         x = x + self.dropout(self.attention(self.attention_norm(x), cos, sin))

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from ..evolution.percolation import Chain, SamePosition
 from ..sparse import SparseLinear
 from ..sparse.functional import shared_inputs
+from .dropout import Dropout
 
 
 TIE_MODES = ("source_target", "all", "none")
@@ -50,7 +51,7 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"d_model {d_model} is not divisible by heads {heads}")
         self.heads, self.d_head = heads, d_model // heads
         self.q, self.k, self.v, self.o = (_linear(d_model, d_model, density, generator) for _ in range(4))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], x.shape[1], self.heads, self.d_head).transpose(1, 2)
@@ -84,7 +85,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.w1 = _linear(d_model, d_ff, density, generator)
         self.w2 = _linear(d_ff, d_model, density, generator)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x):
         return self.w2(self.dropout(torch.relu(self.w1(x))))
@@ -99,7 +100,7 @@ class EncoderLayer(nn.Module):
         self.attention = MultiHeadAttention(d_model, heads, attention_dropout, density, generator)
         self.ffn = FeedForward(d_model, d_ff, dropout, density, generator)
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x, mask):
         h = self.norm1(x)
@@ -114,7 +115,7 @@ class DecoderLayer(nn.Module):
         self.cross_attention = MultiHeadAttention(d_model, heads, attention_dropout, density, generator)
         self.ffn = FeedForward(d_model, d_ff, dropout, density, generator)
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d_model), nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x, memory, self_mask, memory_mask, cache: dict | None = None):
         h = self.norm1(x)
@@ -155,7 +156,7 @@ class Transformer(nn.Module):
         self.decoder = nn.ModuleList(DecoderLayer(*args) for _ in range(layers))
         self.encoder_norm, self.decoder_norm = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.generator = nn.Linear(d_model, vocab, bias=tie_embeddings != "all")
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self._init_dense(generator, tie_embeddings)
         if tie_embeddings == "all":
             self.generator.weight = self.source_embedding.weight
