@@ -2,8 +2,8 @@
 
 On CPU, ``torch.nn.functional.dropout`` draws a float32 Bernoulli noise tensor with ``bernoulli_``, scales
 it and multiplies. Autograd then keeps the float noise for backward, 4 bytes per element. ``Dropout``
-instead draws ``torch.rand(...) >= p`` and keeps the bool mask, 1 byte per element. It multiplies by the
-mask and 1/(1 - p) in forward, and again in backward.
+instead draws ``torch.rand_like(x) >= p``, in ``x``'s layout, and keeps the bool mask, 1 byte per element.
+It multiplies by the mask and 1/(1 - p) in forward, and again in backward.
 
 Measured on this workplace's AMD EPYC, 2 threads, 1024×2048 elements: ``bernoulli_`` 8.6 ms against 4.2 ms
 for ``rand >= p``. On the paper-size IWSLT14 Transformer's 22.7M dropout elements per step, the dense
@@ -44,5 +44,6 @@ class Dropout(nn.Dropout):
             return x
         if x.device.type != "cpu" or self.p == 1.0:
             return F.dropout(x, self.p, True, self.inplace)
-        keep = torch.rand(x.shape, device=x.device) >= self.p
+        # in x's layout (a sparse layer's output stays feature-major, and no operand is read strided)
+        keep = torch.rand_like(x, dtype=torch.float32) >= self.p
         return _KeepAndScale.apply(x, keep, 1.0 / (1.0 - self.p))

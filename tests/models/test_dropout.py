@@ -54,3 +54,13 @@ def test_eval_mode_p_zero_and_p_one_and_the_seed():
     torch.manual_seed(7)
     assert torch.equal(layer(x), first)
     assert isinstance(layer, torch.nn.Dropout) and layer.p == 0.4
+
+
+def test_a_feature_major_input_keeps_its_layout_through_forward_and_backward():
+    x = torch.randn(40, 30).t().requires_grad_(True)  # a sparse layer's output: (30, 40) seen as its transpose
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = Dropout(0.3)(x)
+    assert y.stride() == x.stride() and saved[0].stride() == x.stride()  # the mask too: no strided reads
+    y.backward(torch.ones(40, 30).t())
+    assert x.grad.stride() == x.stride()
