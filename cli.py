@@ -146,8 +146,8 @@ class CLI:
         optimizer state, structure (indices + CSR caches), activation peak and total peak, with the ratio
         to dense. Each model trains for --steps steps on random data (no data set needed) in a fresh process;
         CPU: counted tensor bytes + the process's peak RSS growth; CUDA: torch.cuda.max_memory_allocated.
-        On both, one more step gives the allocator's exact peak (profiler memory events): the step's
-        transient bytes and the allocated peak. Prints a table and writes OUT.json and OUT.png.
+        On both, one more step gives the allocator's peak (CPU: profiler memory events; CUDA:
+        max_memory_allocated): the step's transient bytes and the allocated peak. Prints a table and writes OUT.json and OUT.png.
 
         Args:
             more_sparsities: further sparsities after --sparsity, e.g. --sparsity 0.9 0.95 0.99.

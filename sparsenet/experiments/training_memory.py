@@ -14,8 +14,9 @@ set-up is not the model's): ``torch.cuda.max_memory_allocated`` on CUDA, the pea
 measured peak − counted bytes, floored at 0; on CPU an estimate (it includes allocator slack and kernel
 workspaces). Total peak = counted + activation peak.
 
-Exact on every device, beside it: one more step with the gradients set to None first, its allocations and
-frees read from ``torch.profiler``'s memory events in time order. Its peak (the step's transient bytes:
+Beside it, from the allocator rather than the OS: one more step with the gradients set to None first,
+measured by ``step_allocated_peak`` (``torch.cuda.max_memory_allocated`` on CUDA; on CPU its allocations and
+frees read from ``torch.profiler``'s memory events in time order). Its peak (the step's transient bytes:
 activations, gradients, temporaries) is what the allocator held at most for tensors the step made, and the
 allocated peak = parameters + optimizer state + structure + that. On CPU the RSS peak can exceed it by what
 glibc keeps of freed blocks (``tune_cpu()`` keeps them on purpose) and by fragmentation.
@@ -257,21 +258,31 @@ class PeakMeter:
 
 
 def step_allocated_peak(step, device: str = "cpu") -> int:
-    """Peak bytes held by ``device``'s allocator for the tensors made while ``step()`` runs, exact: the running
-    sum, in time order, of the allocations and frees the profiler reports. Blocks made before ``step`` are
-    not counted, and their frees are not reported (torch warns once), so give it a step that frees nothing
-    made before it: gradients set to None beforehand."""
-    activities = [torch.profiler.ProfilerActivity.CPU]
+    """Peak bytes the allocator held, above what it held before, while ``step()`` ran: on CUDA from
+    ``torch.cuda.max_memory_allocated``; on CPU the running sum, in time order, of the allocations and frees
+    ``torch.profiler`` reports (its private ``kineto_results``: the public tables aggregate them away).
+
+    It is the step's own bytes only if the step frees nothing made before it: give it a step whose
+    gradients were set to None beforehand. A block made before and freed inside counts as a negative, so
+    the result is then a lower bound. On CPU the profiler keeps its table of block sizes from one profile
+    to the next: a block made during an earlier call in the same process and freed during this one is
+    reported as a free too, so call it once per process (``measure`` runs in a fresh one)."""
     kind = torch.device(device).type
     if kind == "cuda":
-        activities.append(torch.profiler.ProfilerActivity.CUDA)
-    with torch.profiler.profile(activities=activities, profile_memory=True) as profiler:
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
         step()
-    events = sorted((e.start_ns(), e.nbytes()) for e in profiler.profiler.kineto_results.events()
-                    if e.name() == "[memory]" and e.device_type().name.lower() == kind)
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as profiler:
+        step()
+    events = [e for e in profiler.profiler.kineto_results.events()
+              if e.name() == "[memory]" and e.device_type().name.lower() == kind]
+    events.sort(key=lambda e: e.start_ns())  # stable: same-tick events stay in the order they were recorded
     live = peak = 0
-    for _, nbytes in events:
-        live += nbytes
+    for event in events:
+        live += event.nbytes()
         peak = max(peak, live)
     return peak
 
@@ -294,7 +305,7 @@ class MemoryRow:
 
     @property
     def allocated_peak(self) -> int:
-        """Parameters, optimizer state and structure, plus ``step_allocated``: the allocator's exact peak."""
+        """Parameters, optimizer state and structure, plus ``step_allocated``: the allocator's peak in a step."""
         return self.params + self.optimizer + self.structure + self.step_allocated
 
     @property
@@ -425,7 +436,7 @@ def format_report(rows: list[MemoryRow], title: str) -> str:
                      f"{r.allocated_peak / dense.allocated_peak:.1%} |")
     lines += ["", f"Activation peak = measured peak ({dense.source} above the process after imports and a warm-up) "
                   "− counted tensor bytes, floored at 0; total peak = counted + activation peak. Step transient = "
-                  "the allocator's exact peak of the bytes one training step makes (activations, gradients, "
+                  "the allocator's peak of the bytes one training step makes (activations, gradients, "
                   "temporaries; gradients None at its start); allocated peak = params + optimizer + structure + "
                   "step transient."]
     return "\n".join(lines)

@@ -117,3 +117,13 @@ def test_the_step_peak_follows_allocations_and_frees_exactly():
     kept = torch.empty(1_000_000)             # made before: neither counted nor freed inside
     assert step_allocated_peak(step) == 3_000_000
     del kept
+
+
+def test_the_step_peak_counts_a_block_freed_inside_but_made_before_as_a_free():
+    """The documented lower bound: a block made before the step and freed inside it is a negative."""
+    kept = [torch.empty(250_000)]             # 1,000,000 bytes, made before
+
+    def step():
+        kept.clear()                          # -1 MB
+        return torch.empty(500_000)           # +2 MB: the step's own bytes, seen as 1 MB above the start
+    assert step_allocated_peak(step) in (1_000_000, 2_000_000)  # 2 MB where the profiler does not see the free
