@@ -199,22 +199,22 @@ def test_every_input_layout_matches_dense_and_its_gradient_keeps_the_layout(layo
 @pytest.mark.parametrize("out_f,in_f,nnz,rows", [(7, 9, 20, 6), (5, 7, 0, 4), (64, 128, 300, 33)])
 @pytest.mark.parametrize("device", DEVICES)
 def test_the_three_products_match_dense_and_ignore_their_output_buffers_garbage(out_f, in_f, nnz, rows, device):
-    from sparsenet.sparse.functional import forward_product, input_grad_product, values_grad_product
+    from sparsenet.sparse.functional import _csr_times_dense, forward_product, input_grad_product, values_grad_product
     layer = _layer(out_f, in_f, nnz, seed=nnz).to(device)
     g = torch.Generator().manual_seed(1)
     x_t, grad_y_t = (torch.randn(in_f, rows, dtype=torch.float64, generator=g).to(device),
                      torch.randn(out_f, rows, dtype=torch.float64, generator=g).to(device))
     weight, values, bias = layer.to_dense(), layer.values.detach(), layer.bias.detach()
     rows_, cols = layer.indices
-    nan = dict(dtype=torch.float64, device=device)
-    for _ in range(3):  # freed NaN blocks of the outputs' sizes first: an output buffer that is read shows NaN
-        garbage = [torch.full((n, rows), float("nan"), **nan) for n in (out_f, in_f)]
-        del garbage
-        torch.testing.assert_close(forward_product(layer.cache, values, x_t, None), weight @ x_t, rtol=1e-12, atol=1e-12)
-        garbage = torch.full((in_f, rows), float("nan"), **nan)
-        del garbage
-        torch.testing.assert_close(input_grad_product(layer.cache, values, grad_y_t), weight.t() @ grad_y_t,
-                                   rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(forward_product(layer.cache, values, x_t, None), weight @ x_t, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(input_grad_product(layer.cache, values, grad_y_t), weight.t() @ grad_y_t,
+                               rtol=1e-12, atol=1e-12)
+    for matrix, dense, expected in ((layer.cache.matrix(values), x_t, weight @ x_t),
+                                    (layer.cache.transposed(values), grad_y_t, weight.t() @ grad_y_t)):
+        buffer = torch.full(expected.shape, float("nan"), dtype=torch.float64, device=device)
+        result = _csr_times_dense(matrix, dense, out=buffer)  # an output buffer that is read shows NaN
+        assert result.data_ptr() == buffer.data_ptr()
+        torch.testing.assert_close(result, expected, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(forward_product(layer.cache, values, x_t, bias), weight @ x_t + bias[:, None],
                                rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(values_grad_product(layer.cache, values, grad_y_t, x_t),
