@@ -8,7 +8,8 @@ Memory = weights + gradients + Adam moments (+ mask / indices and CSR caches), c
 Input ``(batch, in)`` row-major with ``requires_grad`` (the costliest layout for the sparse layer: it
 transposes the input and the input gradient; chained sparse layers skip both). With ``profile`` the
 sparse layer's step time is split, by timing, into products (the kernel's three products alone on operands
-already laid out: ``forward_product``, ``input_grad_product``, ``values_grad_product``), copies (what the
+already laid out: ``forward_product``, ``input_grad_product``, ``values_grad_product``, including the
+``values[perm]`` gather that builds Wᵀ's CSR for the input gradient), copies (what the
 row-major layout costs: the step's time minus the same step on a feature-major input and output gradient,
 the layout the kernel reads) and bookkeeping (the rest of the feature-major step: autograd, tensor
 construction, the bias sum). Not ``torch.profiler``: under it, this build's transposing copies run ~5x
