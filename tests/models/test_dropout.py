@@ -37,7 +37,11 @@ def test_saves_a_bool_mask_for_backward_not_a_float_noise():
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         Dropout(0.2)(x).sum().backward()
     assert [(t.dtype, t.shape) for t in saved] == [(torch.bool, x.shape)]
-    saved.clear()
+
+
+def test_nn_dropout_keeps_a_float_noise_on_cpu_which_is_why_this_module_exists():
+    """Fails when torch's CPU dropout starts saving a bool mask itself: then this module can go."""
+    x, saved = torch.randn(100, 50, requires_grad=True), []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         torch.nn.Dropout(0.2)(x).sum()
     assert sum(t.element_size() * t.numel() for t in saved) >= 4 * x.numel()  # what nn.Dropout keeps here
@@ -64,3 +68,27 @@ def test_a_feature_major_input_keeps_its_layout_through_forward_and_backward():
     assert y.stride() == x.stride() and saved[0].stride() == x.stride()  # the mask too: no strided reads
     y.backward(torch.ones(40, 30).t())
     assert x.grad.stride() == x.stride()
+
+
+def test_inplace_writes_into_the_input_with_and_without_autograd():
+    torch.manual_seed(3)
+    x = torch.rand(50, 40) + 0.5
+    original = x.clone()
+    with torch.no_grad():
+        y = Dropout(0.5, inplace=True)(x)
+    assert y.data_ptr() == x.data_ptr() and torch.equal(y, x)
+    kept = original * 2 == y
+    assert torch.equal(kept | (y == 0), torch.ones_like(kept)) and 0 < kept.sum() < kept.numel()
+    leaf = (torch.rand(50, 40, dtype=torch.float64) + 0.5).requires_grad_(True)
+    hidden = leaf * 1.0
+    out = Dropout(0.5, inplace=True)(hidden)
+    assert out.data_ptr() == hidden.data_ptr()
+    out.backward(torch.ones_like(out))
+    torch.testing.assert_close(leaf.grad, (out != 0).double() * 2)
+
+
+def test_the_mask_product_is_twice_differentiable():
+    from sparsenet.models.dropout import _KeepAndScale
+    x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    keep = torch.rand(6, 5) >= 0.4
+    assert torch.autograd.gradgradcheck(lambda t: _KeepAndScale.apply(t, keep, 2.5), (x,))
