@@ -217,30 +217,17 @@ def test_beam_retires_finished_hypotheses_and_keeps_the_length_limit():
     assert [len(o) for o in greedy_decode(never_ends, src, BOS, EOS, max_length=13)] == [12, 13, 13]
 
 
-def _saved_activation_bytes(model, src, tgt) -> int:
-    """Bytes of the distinct storages autograd saves for backward in one forward, parameters left out."""
-    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    storages = {}
-
-    def pack(tensor):
-        if tensor.layout == torch.strided:
-            storages.setdefault(tensor.untyped_storage().data_ptr(), tensor.untyped_storage().nbytes())
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        model(src, tgt)
-    return sum(size for pointer, size in storages.items() if pointer not in parameters)
-
-
 def test_the_sparse_transformer_saves_no_more_activations_than_the_dense_one(monkeypatch):
     import contextlib
 
     from sparsenet.models import transformer
     src, tgt = torch.randint(4, 50, (3, 7)), torch.randint(4, 50, (3, 6))
 
+    from benchmarks.saved_activations import saved_bytes
+
     def saved(density):
         model = Transformer(50, 32, 4, 2, 64, 0.1, 0.1, density, 20, torch.Generator().manual_seed(0), "source_target")
-        return _saved_activation_bytes(model, src, tgt)
+        return saved_bytes(lambda: model(src, tgt), model.parameters())
 
     dense = saved(None)
     assert saved(0.5) <= dense  # Q/K/V and the memory's K/V share their feature-major copies
