@@ -7,6 +7,16 @@ already and the transpose costs nothing. Inside ``shared_inputs()``, layers appl
 tensor (Q, K and V of one attention input, a decoder's cross-attention K and V of the encoder memory, a
 user model's q/k/v_proj) share one feature-major copy: it is made once, saved once for their backward, and
 their input gradients are summed before the one transpose back.
+
+Batch blocking: a CSR product is slowest when its dense operand, ``(features, batch)``, does not fit in a
+core's cache (measured on an Intel Xeon, 2 threads: W 512×2048 at 90% times a (2048, 1024) operand 8.0 ms,
+times the same operand as eight contiguous (2048, 128) pieces 2.8 ms; ``benchmarks/product_forms.py``'s
+form D). So a row-major input of more than ``BLOCK_ROWS`` rows whose operands exceed
+``BLOCKED_OPERAND_BYTES`` goes through the kernel in blocks of ``BLOCK_ROWS`` rows: each block transposed
+into its own contiguous ``(in, rows)`` matrix (the same bytes the unblocked path copies), the products done
+per block, each block's output copied into its columns of the feature-major output, and the input
+gradient written row-major, the layout the input came in. A feature-major input (a sparse layer's output)
+keeps the unblocked path, which needs no copy at all.
 """
 import contextlib
 import weakref
@@ -41,6 +51,50 @@ class _SparseMatmul(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_bias = grad_y_t.sum(1)
         return grad_x_t, grad_values, grad_bias, None
+
+
+class _BlockedSparseMatmul(torch.autograd.Function):
+    """``y_t = W @ x_t + bias`` for a row-major ``x: (..., in)`` with the backward in batch blocks of
+    ``BLOCK_ROWS`` rows, and the forward too when ``blocked_forward``; ``y_t (out, n)`` contiguous, as
+    ``_SparseMatmul``'s. Saves the input blocks, ``(in, rows)`` contiguous each (or the whole contiguous
+    ``x_t (in, n)`` when the forward is unblocked), for the value gradient; returns the input gradient
+    row-major, in ``x``'s shape."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None, cache: CSRCache,
+                blocked_forward: bool) -> torch.Tensor:
+        if blocked_forward:
+            parts, matrix = batch_blocks(x), cache.matrix(values)
+            y_t = x.new_empty(cache.shape[0], sum(block.shape[1] for block in parts))
+            for start, block in zip(range(0, y_t.shape[1], BLOCK_ROWS), parts):
+                y_t[:, start:start + BLOCK_ROWS] = (_csr_times_dense(matrix, block) if bias is None
+                                                    else torch.addmm(bias.unsqueeze(1), matrix, block))
+        else:
+            parts = [feature_major(x)]
+            y_t = forward_product(cache, values, parts[0], bias)
+        ctx.cache, ctx.input_shape, ctx.blocked_forward = cache, x.shape, blocked_forward
+        ctx.save_for_backward(values, *parts)
+        return y_t
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y_t: torch.Tensor):
+        values, *parts = ctx.saved_tensors
+        cache = ctx.cache
+        n = grad_y_t.shape[1]
+        grad_x = grad_y_t.new_empty(n, cache.shape[1]) if ctx.needs_input_grad[0] else None
+        grad_values = torch.zeros_like(values) if ctx.needs_input_grad[1] else None
+        transposed = cache.transposed(values) if grad_x is not None else None  # built once for all blocks
+        pattern = cache.matrix(torch.zeros_like(values)) if grad_values is not None else None
+        for index, start in enumerate(range(0, n, BLOCK_ROWS)):
+            grad_block = grad_y_t[:, start:start + BLOCK_ROWS].contiguous()
+            if grad_x is not None:
+                grad_x[start:start + BLOCK_ROWS] = _csr_times_dense(transposed, grad_block).t()
+            if grad_values is not None:
+                x_block = parts[index] if ctx.blocked_forward else parts[0][:, start:start + BLOCK_ROWS]
+                grad_values += torch.sparse.sampled_addmm(pattern, grad_block, x_block.t(), beta=0.0).values()
+        grad_bias = grad_y_t.sum(1) if ctx.needs_input_grad[2] else None
+        return None if grad_x is None else grad_x.view(ctx.input_shape), grad_values, grad_bias, None, None
 
 
 def _csr_times_dense(matrix: torch.Tensor, dense: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -80,21 +134,42 @@ def values_grad_product(cache: CSRCache, values: torch.Tensor, grad_y_t: torch.T
     return torch.sparse.sampled_addmm(pattern, grad_y_t, x_t.t(), beta=0.0).values()
 
 
+BLOCK_ROWS = 128  # rows per batch block (64-256 measured within 10% of each other at 90% and 1,024 rows)
+BLOCKED_OPERAND_BYTES = 2 * 2**20  # block when a product's (features, n) operand is larger: about a core's L2
+
+
 def sparse_linear(x: torch.Tensor, values: torch.Tensor, cache: CSRCache, bias: torch.Tensor | None = None
                   ) -> torch.Tensor:
     """Apply a sparse layer to ``x: (..., in)``; returns ``(..., out)``.
 
-    ``values: (nnz,)`` in the row-major order of ``cache``; ``bias: (out,)`` or None.
+    ``values: (nnz,)`` in the row-major order of ``cache``; ``bias: (out,)`` or None. A feature-major ``x``
+    (a sparse layer's output) goes through unblocked, a large row-major one in batch blocks (see the module
+    docstring); the output is feature-major either way, a transposed view of a contiguous ``(out, n)``.
     """
     out_features, in_features = cache.shape
     if x.shape[-1] != in_features:
         raise ValueError(f"input has {x.shape[-1]} features, the layer expects {in_features}")
     lead = x.shape[:-1]
-    y_t = _SparseMatmul.apply(feature_major(x), values, bias, cache)
+    blocked_forward, blocked_backward = _blocking(x, out_features)
+    if blocked_backward:
+        y_t = _BlockedSparseMatmul.apply(x, values, bias, cache, blocked_forward)
+    else:
+        y_t = _SparseMatmul.apply(feature_major(x), values, bias, cache)
     return y_t.t().reshape(*lead, out_features)
 
 
-_MEMOS: list[dict] = []  # the active shared_inputs() block's {id(input): (weakref, (version, grad mode), copy)}
+def _blocking(x: torch.Tensor, out_features: int) -> tuple[bool, bool]:
+    """``(forward, backward)``: which halves of the kernel take ``x (..., in)`` in batch blocks. Only a
+    row-major ``x`` of more than one block of rows; the forward when its operand ``(in, n)`` exceeds
+    ``BLOCKED_OPERAND_BYTES``, the backward then too, or when the input gradient's operand ``(out, n)`` does."""
+    rows = x.numel() // max(x.shape[-1], 1)
+    if rows <= BLOCK_ROWS or x.shape[-1] == 0 or x.stride(-1) != 1:
+        return False, False
+    forward = x.shape[-1] * rows * x.element_size() > BLOCKED_OPERAND_BYTES
+    return forward, forward or out_features * rows * x.element_size() > BLOCKED_OPERAND_BYTES
+
+
+_MEMOS: list[dict] = []  # the active block's {(id(input), form): (weakref, (version, grad mode), copy)}
 
 
 @contextlib.contextmanager
@@ -118,14 +193,31 @@ def feature_major(x: torch.Tensor) -> torch.Tensor:
     """``x (..., in)`` as a contiguous ``(in, n)`` matrix (no copy when ``x`` is a sparse layer's output);
     inside ``shared_inputs()`` made once per input tensor (inference tensors, which keep no version counter,
     are not shared)."""
+    return _shared(x, "feature-major", lambda: x.reshape(-1, x.shape[-1]).t().contiguous())
+
+
+def batch_blocks(x: torch.Tensor) -> list[torch.Tensor]:
+    """``x (..., in)`` as ``ceil(n / BLOCK_ROWS)`` contiguous ``(in, rows)`` matrices, block ``i`` holding rows
+    ``i·BLOCK_ROWS`` onwards of its ``(n, in)`` view (the last one shorter); inside ``shared_inputs()`` made
+    once per input tensor."""
+    def make():
+        rows = x.reshape(-1, x.shape[-1])
+        return [rows[start:start + BLOCK_ROWS].t().contiguous() for start in range(0, rows.shape[0], BLOCK_ROWS)]
+    return _shared(x, "blocks", make)
+
+
+def _shared(x: torch.Tensor, form: str, make):
+    """``make()``, the ``form`` of ``x`` the kernel reads, shared inside ``shared_inputs()`` while ``x`` lives
+    unchanged; a form that is ``x``'s own storage (no copy made) is not kept."""
     memo = _MEMOS[-1] if _MEMOS and not x.is_inference() else None
     key = None if memo is None else (x._version, torch.is_grad_enabled())
-    if memo is not None and id(x) in memo:
-        alive, saved_key, x_t = memo[id(x)]
+    ident = (id(x), form)
+    if memo is not None and ident in memo:
+        alive, saved_key, made = memo[ident]
         if alive() is x and saved_key == key:
-            return x_t
-    x_t = x.reshape(-1, x.shape[-1]).t().contiguous()
-    if memo is not None and x_t.data_ptr() != x.data_ptr():  # a copy was made: share it while x lives
-        ident = id(x)
-        memo[ident] = (weakref.ref(x, lambda _: memo.pop(ident, None)), key, x_t)
-    return x_t
+            return made
+    made = make()
+    copied = all(t.data_ptr() != x.data_ptr() for t in (made if isinstance(made, list) else [made]))
+    if memo is not None and copied:
+        memo[ident] = (weakref.ref(x, lambda _: memo.pop(ident, None)), key, made)
+    return made

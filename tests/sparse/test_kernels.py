@@ -219,3 +219,83 @@ def test_the_three_products_match_dense_and_ignore_their_output_buffers_garbage(
                                rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(values_grad_product(layer.cache, values, grad_y_t, x_t),
                                (grad_y_t @ x_t.t())[rows_, cols], rtol=1e-12, atol=1e-12)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Every row-major input of more than 2 rows goes through the kernel in blocks of 2 rows."""
+    from sparsenet.sparse import functional
+    monkeypatch.setattr(functional, "BLOCK_ROWS", 2)
+    monkeypatch.setattr(functional, "BLOCKED_OPERAND_BYTES", 0)
+
+
+@pytest.mark.parametrize("out_f,in_f,nnz,lead", [c for c in CASES if c[3] not in ((1,), (3,))] + [(5, 7, 35, (5,))])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_batch_blocked_path_matches_dense_and_keeps_the_row_major_layout(small_blocks, out_f, in_f, nnz, lead,
+                                                                             bias, device):
+    layer = _layer(out_f, in_f, nnz, seed=out_f * 1000 + in_f + nnz, bias=bias).to(device)
+    x = torch.randn(*lead, in_f, dtype=torch.float64).to(device).requires_grad_(True)
+    blocked = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: blocked.append(t.dim() == 2 and t.shape[1] <= 2) or t,
+                                                  lambda t: t):
+        layer(x)
+    assert blocked and all(blocked[1:])  # the values, then blocks of at most 2 rows: the blocked path
+    grad_out = _assert_matches_dense(layer, x)
+    assert x.grad.stride() == x.stride()
+    if bias:
+        torch.testing.assert_close(layer.bias.grad, grad_out.reshape(-1, out_f).sum(0))
+    values = layer.values.detach().clone().requires_grad_(True)
+    bias_ = layer.bias.detach().clone().requires_grad_(True) if bias else None
+    assert torch.autograd.gradcheck(lambda x_, v_: sparse_linear(x_, v_, layer.cache, bias_),
+                                    (x.detach().requires_grad_(True), values))
+
+
+def test_the_batch_blocked_path_leaves_feature_major_and_small_inputs_unblocked(small_blocks):
+    layer = _layer(6, 10, 25, 0)
+    for x in (torch.randn(10, 7, dtype=torch.float64).t(), torch.randn(2, 10, dtype=torch.float64)):
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
+            y = layer(x.requires_grad_(True))
+        assert saved == [x.t().shape, layer.values.shape]  # one whole feature-major copy: unblocked
+        assert y.t().is_contiguous()
+
+
+def test_the_batch_blocked_halves_are_chosen_by_the_operand_sizes():
+    from sparsenet.sparse.functional import BLOCK_ROWS, BLOCKED_OPERAND_BYTES, _blocking
+    rows = 2 * BLOCK_ROWS
+    wide = BLOCKED_OPERAND_BYTES // (4 * rows) + 1  # features whose (features, rows) float32 operand is too large
+    assert _blocking(torch.empty(rows, wide), 8) == (True, True)
+    assert _blocking(torch.empty(rows, 8), wide) == (False, True)  # only the input gradient's operand is large
+    assert _blocking(torch.empty(rows, wide - 2), wide - 2) == (False, False)
+    assert _blocking(torch.empty(BLOCK_ROWS, wide), 8) == (False, False)  # one block
+    assert _blocking(torch.empty(wide, rows).t(), 8) == (False, False)  # feature-major
+
+
+@pytest.mark.parametrize("lead", [(5,), (2, 3)])
+def test_the_backward_only_blocked_path_matches_dense(monkeypatch, lead):
+    from sparsenet.sparse import functional
+    monkeypatch.setattr(functional, "BLOCK_ROWS", 2)
+    monkeypatch.setattr(functional, "BLOCKED_OPERAND_BYTES", 300)  # (out, n): 360+ bytes, above; (in, n): 160-192
+    layer = _layer(9, 4, 20, seed=4)
+    x = torch.randn(*lead, 4, dtype=torch.float64, requires_grad=True)
+    assert functional._blocking(x, 9) == (False, True)
+    _assert_matches_dense(layer, x)
+    assert x.grad.stride() == x.stride()
+    values = layer.values.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x_, v_: sparse_linear(x_, v_, layer.cache, layer.bias.detach()),
+                                    (x.detach().requires_grad_(True), values))
+
+
+@shared_inputs()
+def test_the_batch_blocked_path_shares_one_set_of_blocks_and_refreshes_a_changed_input(small_blocks):
+    q, k, v = (_layer(6, 10, 25, seed) for seed in (1, 2, 3))
+    x = torch.randn(3, 4, 10, dtype=torch.float64, requires_grad=True)
+    saved = _saved_feature_major_copies(lambda: [f(x) for f in (q, k, v)])
+    value_storages = {layer.values.untyped_storage().data_ptr() for layer in (q, k, v)}
+    assert len(saved - value_storages) == 6  # one set of 6 blocks of 2 rows, not three
+    z = torch.randn(6, 10, dtype=torch.float64)
+    first = q(z)
+    z.mul_(2.0)
+    torch.testing.assert_close(q(z), _dense_reference(q, z)[0], rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(first, q(z))
