@@ -12,7 +12,10 @@ already laid out: ``forward_product``, ``input_grad_product``, ``values_grad_pro
 ``values[perm]`` gather that builds Wᵀ's CSR for the input gradient), copies (what the
 row-major layout costs: the step's time minus the same step on a feature-major input and output gradient,
 the layout the kernel reads) and bookkeeping (the rest of the feature-major step: autograd, tensor
-construction, the bias sum). Not ``torch.profiler``: under it, this build's transposing copies run ~5x
+construction, the bias sum). A feature-major input always takes the kernel's unblocked path, so where the
+row-major step goes in batch blocks (1,024 rows here, operands above 2 MiB) the split compares the blocked
+row-major step with an unblocked feature-major one: its products are the unblocked ones, and its copies
+understate what the blocked step copies by the time blocking saves. Not ``torch.profiler``: under it, this build's transposing copies run ~5x
 slower than without it (x.t().contiguous() of a 1024x2048 matrix, 2 threads: 1.0 ms plain, 5.2 ms
 profiled), which made copies look like 35-84% of the step.
 
