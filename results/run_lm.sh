@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # Queue for results/lm.md (issue 15): the default ~10M-parameter LLaMA-style model on the offline corpus
 # (Multi30k en+de + the WMT sample), 1,000 steps, seed 0: dense, CHTs at 70% (the headline method, first),
-# dense at a third of the learning rate (is the dense baseline's 3e-3 its best?), then SET, RigL, CHTss at
-# 70% and CHTs, SET, RigL, CHTss at 90% sparsity of the attention and MLP projections.
+# dense at a third of the learning rate (is the dense baseline's 3e-3 its best?), SET at 70%, static sparse
+# at 70% (CHTs's SWI values and topology without evolution: how much of CHTs's lead over dense is the
+# initial value scale?), then RigL, CHTss at 70% and CHTs, SET, RigL, CHTss at 90% sparsity of the
+# attention and MLP projections.
 # Resumable: finished runs (summary.json) are skipped, interrupted ones continue from their last checkpoint.
 # Usage: bash results/run_lm.sh   (from the repository root; OMP_NUM_THREADS default 2)
 set -u
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-run() {  # method sparsity [learning rate]
-  local name=lm-multi30k-$1-s$2${3:+-lr$3}-seed0 dir
+run() {  # method sparsity [learning rate] [name tag [extra options]]
+  local name=lm-multi30k-$1-s$2${3:+-lr$3}${4:+-$4}-seed0 dir
   dir=runs/lm/$name
   if [ -f "$dir/summary.json" ]; then return; fi
   if [ -f "$dir/checkpoint.pt" ]; then
     python cli.py train --resume "$dir"
   else
     python cli.py train --model lm --dataset multi30k --method "$1" --sparsity "$2" --seed 0 ${3:+--lr $3} \
-      --run_name "$name" --data_dir ../shared/data --out_dir runs/lm --wandb off --quiet
+      ${5:-} --run_name "$name" --data_dir ../shared/data --out_dir runs/lm --wandb off --quiet
   fi
 }
 run fc 0
 run chts 0.7
 run fc 0 0.001
-for method in set rigl chtss; do run $method 0.7; done
+run set 0.7
+run static 0.7 "" brf-swi "--init brf --weights swi"
+for method in rigl chtss; do run $method 0.7; done
 for method in chts set rigl chtss; do run $method 0.9; done

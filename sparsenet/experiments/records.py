@@ -1,6 +1,9 @@
 """Results tables of a folder of runs (a queue's records, e.g. results/records/mlp_99): one row per
-(data set, method), mean ± standard error over the seeds that finished (the count shown), the paper's cell
-beside it (``paper.paper_value``), and the command that trains each run, rebuilt from its config.json.
+(data set, method) and variant, mean ± standard error over the seeds that finished (the count shown), the
+paper's cell beside it (``paper.paper_value``), and the command that trains each run, rebuilt from its
+config.json. Runs of one method whose configs differ in more than the seed and where they ran (e.g. a
+learning rate) are separate variants, each a row labelled with the settings that tell it apart; they are
+never averaged together as seeds.
 
 MLP accuracy columns: "at best valid" = test accuracy of the epoch with the best validation accuracy (the
 honest number); "final" = after the last epoch; "best (paper's protocol)" = the maximum test accuracy over
@@ -23,6 +26,7 @@ TRANSFORMER_METHODS = ("fc", "chts", "set", "rigl", "chtss", "mest")
 LM_METHODS = ("fc", "set", "rigl", "mest", "cht", "chts", "chtss")
 ALWAYS_SHOWN = ("model", "dataset", "preset", "method", "sparsity", "seed")  # in every command, default or not
 RUN_PLACE = ("data_dir", "out_dir", "wandb", "quiet")  # where the run read and wrote: shown as recorded
+NOT_A_VARIANT = ("seed", "run_name", "resume", *RUN_PLACE)  # config fields that do not make a run a variant
 DATASET_ORDER = ("mnist", "fashion_mnist", "emnist", "multi30k", "iwslt14", "wmt17")
 MIB = 2**20
 
@@ -53,6 +57,40 @@ def _json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: unreadable ({error})") from None
+
+
+def variants(group: list[dict]) -> list[tuple[str, list[dict]]]:
+    """Split ``group`` (runs of one method, and sparsity) by their effective settings (``effective_config``)
+    other than ``NOT_A_VARIANT``: ``[(label, runs)]`` in order of first appearance, the label listing the
+    settings that differ within the group as `` (key=value, ...)`` (empty when the group is one variant)."""
+    settings = [effective_config(run["config"]) for run in group]
+    keys = sorted({key for config in settings for key in config} - set(NOT_A_VARIANT))
+    differing = [key for key in keys if len({json.dumps(config.get(key), sort_keys=True) for config in settings}) > 1]
+    split: dict[tuple, list[int]] = {}
+    for index, config in enumerate(settings):
+        split.setdefault(tuple(json.dumps(config.get(key), sort_keys=True) for key in differing), []).append(index)
+    return [(" (" + ", ".join(f"{key}={settings[indices[0]].get(key)}" for key in differing) + ")" if differing else "",
+             [group[i] for i in indices]) for indices in split.values()]
+
+
+def effective_config(config: dict) -> dict:
+    """A recorded config with what it left to defaults filled in: fields it lacks (recorded before they
+    existed) from today's defaults for its model, data set and method, and method fields left ``None`` (the
+    method's own choice) from the recipe's ``METHOD_DEFAULTS`` and the method's declaration."""
+    from ..evolution.methods import METHODS
+    from ..train import RECIPES
+    from ..train.config import METHOD_OPTIONS, method_defaults
+    model = config.get("model", "mlp")
+    identity = {k: config[k] for k in ALWAYS_SHOWN if k in config and k != "model"}
+    if config.get("method") == "fc":
+        identity.pop("sparsity", None)
+    filled = {**vars(RECIPES[model].build_config(model=model, **identity)), **config}
+    declared = METHODS.get(config.get("method"))
+    chosen = method_defaults(model, config.get("dataset"), config.get("method"))
+    for key in METHOD_OPTIONS:
+        if filled.get(key) is None:
+            filled[key] = chosen.get(key, getattr(declared, key, None))
+    return filled
 
 
 def train_command(config: dict) -> str:
@@ -107,20 +145,22 @@ def mlp_table(runs: list[dict]) -> list[str]:
     for dataset in _datasets(runs):
         lines += [f"### {dataset}", "", "| method | seeds | at best valid % | final % | best (paper's protocol) % | "
                   "paper % | ANP % (ours / paper) | s/epoch | links |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        here = [r["summary"] for r in runs if r["summary"]["dataset"] == dataset]
-        sparsity = next((s["sparsity"] for s in here if s["method"] != "fc"), 0.99)
+        here = [r for r in runs if r["summary"]["dataset"] == dataset]
+        sparsity = next((r["summary"]["sparsity"] for r in here if r["summary"]["method"] != "fc"), 0.99)
         for method in MLP_METHODS:
-            group = [s for s in here if s["method"] == method]
             params = {"dataset": dataset, "method": method, "sparsity": 0.0 if method == "fc" else sparsity}
             paper = _paper("best_test_accuracy", params)
-            if not group:
+            runs_of_method = [r for r in here if r["summary"]["method"] == method]
+            if not runs_of_method:
                 lines.append(f"| {method} | 0 | not run | | | {paper} | | | |")
                 continue
-            g = lambda key: [s.get(key) for s in group]  # noqa: E731
-            anp = "–" if method == "fc" else f"{mean_se(g('anp'), 100)} / {_paper('anp', params)}"
-            lines.append(f"| {method} | {len(group)} | {mean_se(g('test_accuracy_at_best_valid'), 100)} | "
-                         f"{mean_se(g('final_test_accuracy'), 100)} | {mean_se(g('best_test_accuracy'), 100)} | "
-                         f"{paper} | {anp} | {statistics.mean(g('seconds_per_epoch')):.1f} | {group[0]['links']:,} |")
+            for label, variant in variants(runs_of_method):
+                group = [r["summary"] for r in variant]
+                g = lambda key: [s.get(key) for s in group]  # noqa: E731
+                anp = "–" if method == "fc" else f"{mean_se(g('anp'), 100)} / {_paper('anp', params)}"
+                lines.append(f"| {method}{label} | {len(group)} | {mean_se(g('test_accuracy_at_best_valid'), 100)} | "
+                             f"{mean_se(g('final_test_accuracy'), 100)} | {mean_se(g('best_test_accuracy'), 100)} | "
+                             f"{paper} | {anp} | {statistics.mean(g('seconds_per_epoch')):.1f} | {group[0]['links']:,} |")
         lines.append("")
     return lines
 
@@ -145,21 +185,23 @@ def transformer_table(runs: list[dict]) -> list[str]:
                   "best valid ppl | links (reported) | train s | s/step | params MiB | indices+CSR MiB | Adam MiB |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for method in TRANSFORMER_METHODS:
-            group = [r for r in runs if r["summary"]["dataset"] == dataset and r["summary"]["method"] == method]
+            runs_of_method = [r for r in runs if r["summary"]["dataset"] == dataset and r["summary"]["method"] == method]
             paper = _paper("bleu", {"dataset": dataset, "method": method, "sparsity": 0.9})
             if paper == "–":
                 paper = _paper("bleu", {"dataset": dataset, "method": method, "sparsity": 0.95})
-            if not group:
+            if not runs_of_method:
                 lines.append(f"| {method} | 0 | not run | | {paper} | | | | | | | |")
                 continue
-            s = lambda key: [r["summary"][key] for r in group]  # noqa: E731
-            steps = [min((b["seconds"] - a["seconds"]) / (b["step"] - a["step"])
-                         for a, b in zip([{"step": 0, "seconds": 0.0}] + r["metrics"], r["metrics"])) for r in group]
-            params, structure, adam = model_bytes(group[0]["config"])
-            lines.append(f"| {method} | {len(group)} | {mean_se(s('sacrebleu'))} | {mean_se(s('bleu'))} | {paper} | "
-                         f"{mean_se([math.exp(v) for v in s('best_valid_loss')])} | {group[0]['summary']['links']:,} | "
-                         f"{statistics.mean(s('train_seconds')):.0f} | {statistics.mean(steps):.3f} | "
-                         f"{params / MIB:.2f} | {structure / MIB:.2f} | {adam / MIB:.2f} |")
+            for label, group in variants(runs_of_method):
+                s = lambda key: [r["summary"][key] for r in group]  # noqa: E731
+                steps = [min((b["seconds"] - a["seconds"]) / (b["step"] - a["step"])
+                             for a, b in zip([{"step": 0, "seconds": 0.0}] + r["metrics"], r["metrics"])) for r in group]
+                params, structure, adam = model_bytes(group[0]["config"])
+                lines.append(f"| {method}{label} | {len(group)} | {mean_se(s('sacrebleu'))} | {mean_se(s('bleu'))} | "
+                             f"{paper} | {mean_se([math.exp(v) for v in s('best_valid_loss')])} | "
+                             f"{group[0]['summary']['links']:,} | {statistics.mean(s('train_seconds')):.0f} | "
+                             f"{statistics.mean(steps):.3f} | {params / MIB:.2f} | {structure / MIB:.2f} | "
+                             f"{adam / MIB:.2f} |")
         lines.append("")
     signature = next((r["summary"]["sacrebleu_signature"] for r in runs if "sacrebleu_signature" in r["summary"]), None)
     return lines + [f"sacreBLEU signature: `{signature}`", ""]
@@ -178,31 +220,32 @@ def projection_bytes(config: dict) -> tuple[int, int]:
 
 
 def lm_table(runs: list[dict]) -> list[str]:
-    """The language-model table, one per data set: perplexities against the dense run, links, time, bytes of the
-    projections, and NIPS Table 3's LLaMA-60M (OpenWebText) perplexity as the GPU-scale reference."""
+    """The language-model table, one per data set: perplexities against the best dense variant, links, time,
+    bytes of the projections, and NIPS Table 3's LLaMA-60M (OpenWebText) perplexity as the GPU-scale reference."""
     lines = []
     for dataset in _datasets(runs):
         here = [r for r in runs if r["summary"]["dataset"] == dataset]
-        dense = [r["summary"]["best_valid_ppl"] for r in here if r["summary"]["method"] == "fc"]
+        dense = [statistics.mean(r["summary"]["best_valid_ppl"] for r in variant)
+                 for _, variant in variants([r for r in here if r["summary"]["method"] == "fc"])]
+        dense_ppl = min(dense) if dense else None  # the best dense variant: the strongest baseline
         lines += [f"### {dataset}", "", "| method | sparsity | seeds | best valid ppl | final valid ppl | of dense ppl | "
                   "links | train s | s/step | updates / steps time | projections MiB (w+g+Adam+structure) | of dense | "
                   "LLaMA-60M ppl (NIPS Table 3) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for sparsity in sorted({r["summary"]["sparsity"] for r in here}):
             for method in LM_METHODS:
-                group = [r for r in here if r["summary"]["method"] == method and r["summary"]["sparsity"] == sparsity]
-                if not group:
-                    continue
-                s = lambda key: [r["summary"][key] for r in group]  # noqa: E731
-                ratio = f"{statistics.mean(s('best_valid_ppl')) / dense[0]:.3f}" if dense else "–"
-                used, full = projection_bytes(group[0]["config"])
-                overhead = [r["summary"].get("update_overhead") for r in group]
-                overhead = "–" if method == "fc" or None in overhead else f"{statistics.mean(overhead):.1%}"
-                reference = LLAMA_REFERENCE.get(("valid_ppl", "llama60m", "openwebtext", method, round(sparsity, 4)))
-                lines.append(f"| {method} | {sparsity:g} | {len(group)} | {mean_se(s('best_valid_ppl'))} | "
-                             f"{mean_se(s('final_valid_ppl'))} | {ratio} | {group[0]['summary']['links']:,} | "
-                             f"{statistics.mean(s('train_seconds')):.0f} | {statistics.mean(s('seconds_per_step')):.3f} | "
-                             f"{overhead} | {used / MIB:.2f} | {used / full:.1%} | "
-                             f"{'–' if reference is None else reference[0]} |")
+                runs_here = [r for r in here if r["summary"]["method"] == method and r["summary"]["sparsity"] == sparsity]
+                for label, group in variants(runs_here):
+                    s = lambda key: [r["summary"][key] for r in group]  # noqa: E731
+                    ratio = f"{statistics.mean(s('best_valid_ppl')) / dense_ppl:.3f}" if dense_ppl else "–"
+                    used, full = projection_bytes(group[0]["config"])
+                    overhead = [r["summary"].get("update_overhead") for r in group]
+                    overhead = "–" if method == "fc" or None in overhead else f"{statistics.mean(overhead):.1%}"
+                    reference = LLAMA_REFERENCE.get(("valid_ppl", "llama60m", "openwebtext", method, round(sparsity, 4)))
+                    lines.append(f"| {method}{label} | {sparsity:g} | {len(group)} | {mean_se(s('best_valid_ppl'))} | "
+                                 f"{mean_se(s('final_valid_ppl'))} | {ratio} | {group[0]['summary']['links']:,} | "
+                                 f"{statistics.mean(s('train_seconds')):.0f} | "
+                                 f"{statistics.mean(s('seconds_per_step')):.3f} | {overhead} | {used / MIB:.2f} | "
+                                 f"{used / full:.1%} | {'–' if reference is None else reference[0]} |")
         lines.append("")
     return lines
 

@@ -17,7 +17,7 @@ def _mlp_run(folder, dataset, method, seed, accuracy, finished=True, **changes):
                                               data_dir="../shared/data", out_dir="runs/q", wandb="off", quiet=True,
                                               **changes))
     config["hidden"] = list(config["hidden"])  # as JSON stores it
-    run = folder / f"{dataset}-{method}-{seed}"
+    run = folder / f"{dataset}-{method}-{seed}{''.join('-' + key for key in changes)}"
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps(config))
     (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1}) + "\n")
@@ -72,10 +72,10 @@ def test_table_command_prints_a_folder_and_refuses_an_empty_one(tmp_path):
                                                                f"config.json) in it"
 
 
-def _lm_run(folder, method, sparsity, seed, ppl):
+def _lm_run(folder, method, sparsity, seed, ppl, **changes):
     config = vars(RECIPES["lm"].build_config(model="lm", method=method, sparsity=sparsity, seed=seed, d_model=32,
-                                             heads=4, layers=2, d_ff=64, vocab_size=100, out_dir="runs/lm"))
-    run = folder / f"lm-{method}-{sparsity}-{seed}"
+                                             heads=4, layers=2, d_ff=64, vocab_size=100, out_dir="runs/lm", **changes))
+    run = folder / f"lm-{method}-{sparsity}-{seed}-{len(changes)}"
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps(config))
     (run / "summary.json").write_text(json.dumps({
@@ -100,3 +100,30 @@ def test_language_model_rows_compare_with_dense_and_count_projection_bytes(tmp_p
     sparse_bytes = sum(16 * k + 4 * k + 8 * k for k in sparse) + sum(4 * (rows + 1) for rows in
                                                                       (32,) * 8 + (64,) * 4 + (32,) * 2)
     assert f"| {dense_mib:.2f} | 100.0% |" in fc and f"| {sparse_bytes / 2**20:.2f} | " in chts
+
+
+def test_runs_that_differ_in_more_than_the_seed_are_variants_not_seeds(tmp_path):
+    _lm_run(tmp_path, "fc", 0.0, 0, 40.0)
+    _lm_run(tmp_path, "fc", 0.0, 0, 50.0, lr=0.001)
+    _lm_run(tmp_path, "chts", 0.9, 0, 44.0)
+    _lm_run(tmp_path, "chts", 0.9, 1, 48.0)
+    lines = records_table(tmp_path).splitlines()
+    assert any(line.startswith("| fc (lr=0.001) | 0 | 1 | 50.00 | 51.00 | 1.250 |") for line in lines)
+    assert any(line.startswith("| fc (lr=0.003) | 0 | 1 | 40.00 | 41.00 | 1.000 |") for line in lines)
+    assert any(line.startswith("| chts | 0.9 | 2 | 46.00 ± 2.00 | 47.00 ± 2.00 | 1.150 |") for line in lines)
+    for seed, accuracy in ((0, 0.98), (1, 0.99)):
+        _mlp_run(tmp_path / "mlp", "mnist", "set", seed, accuracy)
+    _mlp_run(tmp_path / "mlp", "mnist", "set", 0, 0.5, zeta=0.5)
+    text = records_table(tmp_path / "mlp")
+    assert "| set (zeta=0.3) | 2 | 98.50 ± 0.50 |" in text and "| set (zeta=0.5) | 1 | 50.00 |" in text
+
+
+def test_a_config_recorded_before_a_field_existed_or_with_its_default_spelled_out_is_the_same_variant(tmp_path):
+    old = _mlp_run(tmp_path, "fashion_mnist", "chts", 0, 0.90)
+    _mlp_run(tmp_path, "fashion_mnist", "chts", 1, 0.92)
+    del old["check_ranks"]  # a field added since, at its default
+    old["removal"] = "ri_soft"  # the preset fashion_mnist CHTs resolves None to
+    (tmp_path / "fashion_mnist-chts-0" / "config.json").write_text(json.dumps(old))
+    assert "| chts | 2 | 91.00 ± 1.00 |" in records_table(tmp_path)
+    _mlp_run(tmp_path, "fashion_mnist", "chts", 2, 0.5, removal="wm_soft")  # a real change of method
+    assert "| chts (removal=wm_soft) | 1 | 50.00 |" in records_table(tmp_path)
