@@ -1,5 +1,7 @@
-"""Initial values for the links of a sparse layer: ``WEIGHT_INITS[name](layer, generator)``."""
+"""Initial values for the links of a sparse layer: ``WEIGHT_INITS[name](layer, generator)``; the same
+rules at density 1 for a dense ``nn.Linear`` (``init_dense_values``)."""
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -35,3 +37,21 @@ def init_values(layer, method: str = "swi", generator: torch.Generator | None = 
     if method not in WEIGHT_INITS:
         raise ValueError(f"unknown weight init {method!r}; choose from {sorted(WEIGHT_INITS)}")
     WEIGHT_INITS[method](layer, generator)
+
+
+@dataclass
+class _DenseLinks:
+    """A dense ``nn.Linear`` weight ``(out, in)`` seen as links at density 1, for the rules above."""
+    values: torch.Tensor
+    in_features: int
+    out_features: int
+    density: float = 1.0
+
+
+@torch.no_grad()
+def init_dense_values(linear: torch.nn.Linear, method: str, generator: torch.Generator | None = None) -> None:
+    """Fill a dense ``linear.weight`` in place with the named rule at density 1 (``swi`` is then ``kaiming``):
+    the dense baseline started at the same value scale as a sparse model's links."""
+    if method not in WEIGHT_INITS:
+        raise ValueError(f"unknown weight init {method!r}; choose from {sorted(WEIGHT_INITS)}")
+    WEIGHT_INITS[method](_DenseLinks(linear.weight, linear.in_features, linear.out_features), generator)

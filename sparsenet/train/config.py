@@ -14,6 +14,7 @@ from pathlib import Path
 from ..evolution import DensitySchedule, Method, make_method
 from ..sparse import check_density
 from ..topology import INITIALIZERS
+from ..topology.weights import WEIGHT_INITS
 from .tracking import WANDB_CHOICES
 
 METHOD_NAMES = ("fc", "static", "set", "rigl", "mest", "cht", "chts", "chtss")
@@ -67,7 +68,8 @@ class RunConfig:
     init: str | None = option(None, "topology initialiser er, bsw, bsf, brf or csti (default: the method's; MLP "
                               "CHT/CHTs use CSTI, Transformer CHT/CHTs BSW).")
     weights: str | None = option(None, "value initialiser swi, kaiming, xavier or zeros (default: the method's; "
-                                 "Xavier for the Transformer).")
+                                 "Xavier for the Transformer). With --model lm --method fc it initialises the "
+                                 "dense projections at density 1 instead of LLaMA's N(0, 0.02²).")
     beta: float = option(0.25, "BSW rewiring probability.")
     removal: str | None = option(None, "removal rule wm, wm_signed (per sign, SET's), ri, mest, or wm/ri/mest "
                                  "with _soft (default: the method's; SET and CHT wm_signed; CHTs on fashion_mnist "
@@ -273,6 +275,12 @@ def check_run_options(config) -> None:
         raise ValueError(f"unknown wandb mode {config.wandb!r}; choose from {list(WANDB_CHOICES)}")
     check_fraction(config, "zeta")
     check_positive_ints(config, ("update_interval",))
+    if config.method == "fc" and config.weights is not None:
+        if config.model != "lm":
+            raise ValueError(f"--weights with --method fc: the {config.model} recipe's dense model keeps its own "
+                             f"initialisation (only --model lm applies --weights to its dense projections)")
+        if config.weights not in WEIGHT_INITS:
+            raise ValueError(f"unknown weight init {config.weights!r}; choose from {sorted(WEIGHT_INITS)}")
     if config.init_topology is None:
         return
     if config.method == "fc":

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from ..data import DataError
@@ -15,6 +16,7 @@ from ..data.text import TEXT_DATASETS, consecutive_windows, load_text, random_wi
 from ..evolution import TopologyEngine, method_schedule
 from ..models.lm import LanguageModel
 from ..topology import copy_topology, init_sparse_model, sparse_layers
+from ..topology.weights import init_dense_values
 from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
                          set_rng_state)
 from .config import (RunConfig, check_fraction, check_free_space, check_positive_ints, check_run_options,
@@ -153,6 +155,10 @@ def train(config: LanguageConfig, resume: str | Path | None = None) -> dict:
     start = start_density(config)
     model = LanguageModel(data.processor.get_piece_size(), config.d_model, config.heads, config.layers, config.d_ff,
                           config.context, config.dropout, start, init_generator)
+    if config.method == "fc" and config.weights is not None:  # the dense baseline at a sparse model's value scale
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                init_dense_values(module, config.weights, init_generator)
     if config.init_topology:
         copy_topology(model, load_topologies(config.init_topology), method.weights, init_generator)
     elif start is not None:

@@ -82,6 +82,8 @@ CASES = [  # (argv, what the one line must say); {tmp}: the test's folder, {corp
     (["train", "--restart", "maybe"], "--restart must be true or false, got 'maybe'"),
     (["train", "--init_topology", "{tmp}/nowhere"], "--init_topology {tmp}/nowhere: no such run directory"),
     (["train", "--method", "fc", "--init_topology", "{tmp}"], "--init_topology needs a sparse method"),
+    (["train", "--method", "fc", "--weights", "kaiming"], "--weights with --method fc: the mlp recipe's dense model "
+                                                          "keeps its own initialisation"),
     (["train", "--hidden", "64,64,64", "--init_topology", "{tmp}/source"],
      "--init_topology {tmp}/source: its layers have the sizes (64, 128, 128, 128, 10), this run's are "
      "(64, 64, 64, 64, 10)"),

@@ -59,6 +59,21 @@ def test_tiny_run_learns_and_reports_perplexity(tmp_path, method):
     assert (summary["update_seconds"] == 0) == (method == "fc") and 0 <= summary["update_overhead"] < 10
 
 
+def test_the_dense_model_takes_weights_for_its_projections_at_density_one(tmp_path, monkeypatch):
+    from sparsenet.topology.weights import init_dense_values
+    layer = torch.nn.Linear(400, 300)
+    init_dense_values(layer, "kaiming", torch.Generator().manual_seed(0))
+    assert layer.weight.std().item() == pytest.approx(math.sqrt(2 / 400), rel=0.01) and abs(layer.weight.mean()) < 0.002
+    init_dense_values(layer, "xavier", torch.Generator().manual_seed(0))
+    bound = math.sqrt(6 / 700)
+    assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.99 * bound
+    applied = []
+    monkeypatch.setattr(language, "init_dense_values", lambda module, method, generator: applied.append(
+        (tuple(module.weight.shape), method)))
+    language.train(build_config(**_options(tmp_path, method="fc", weights="swi", train_steps=20)))
+    assert sorted(applied) == sorted([((32, 32), "swi")] * 8 + [((64, 32), "swi")] * 4 + [((32, 64), "swi")] * 2)
+
+
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
     whole = language.train(build_config(**_options(tmp_path, run_name="whole")))
     rate = language.learning_rate
@@ -130,6 +145,7 @@ def test_windows_and_schedule():
     (dict(warmup_steps=-1), "warmup_steps must be an integer >= 0"),
     (dict(context=0), "context must be a positive integer"),
     (dict(dropout=1.0), "dropout"),
+    (dict(method="fc", weights="normal"), "unknown weight init 'normal'; choose from"),
 ])
 def test_bad_options_are_one_line(tmp_path, changes, message):
     with pytest.raises(ValueError) as error:
