@@ -3,8 +3,8 @@
 # (Multi30k en+de + the WMT sample), 1,000 steps, seed 0: dense, CHTs at 70% (the headline method, first),
 # dense at a third of the learning rate (is the dense baseline's 3e-3 its best?), SET at 70%, static sparse
 # at 70% (CHTs's SWI values and topology without evolution: how much of CHTs's lead over dense is the
-# initial value scale?), then RigL, CHTss at 70% and CHTs, SET, RigL, CHTss at 90% sparsity of the
-# attention and MLP projections.
+# initial value scale?), dense with Kaiming-scaled projections (the same question from the other side),
+# then RigL, CHTss at 70% and CHTs, SET, RigL, CHTss at 90% sparsity of the attention and MLP projections.
 # Resumable: finished runs (summary.json) are skipped, interrupted ones continue from their last checkpoint.
 # Usage: bash results/run_lm.sh   (from the repository root; OMP_NUM_THREADS default 2)
 set -u
@@ -25,5 +25,6 @@ run chts 0.7
 run fc 0 0.001
 run set 0.7
 run static 0.7 "" brf-swi "--init brf --weights swi"
+run fc 0 "" kaiming "--weights kaiming"  # the dense model at the sparse models' value scale (SWI at density 1)
 for method in rigl chtss; do run $method 0.7; done
 for method in chts set rigl chtss; do run $method 0.9; done
