@@ -159,11 +159,12 @@ def sparse_linear(x: torch.Tensor, values: torch.Tensor, cache: CSRCache, bias: 
 
 
 def _blocking(x: torch.Tensor, out_features: int) -> tuple[bool, bool]:
-    """``(forward, backward)``: which halves of the kernel take ``x (..., in)`` in batch blocks. Only a
+    """``(forward, backward)``: which halves of the kernel take ``x (..., in)`` in batch blocks. Only on CPU
+    (the reason is a core's cache; on a GPU the blocks would be extra launches, unmeasured), only a
     row-major ``x`` of more than one block of rows; the forward when its operand ``(in, n)`` exceeds
     ``BLOCKED_OPERAND_BYTES``, the backward then too, or when the input gradient's operand ``(out, n)`` does."""
     rows = x.numel() // max(x.shape[-1], 1)
-    if rows <= BLOCK_ROWS or x.shape[-1] == 0 or x.stride(-1) != 1:
+    if x.device.type != "cpu" or rows <= BLOCK_ROWS or x.shape[-1] == 0 or x.stride(-1) != 1:
         return False, False
     forward = x.shape[-1] * rows * x.element_size() > BLOCKED_OPERAND_BYTES
     return forward, forward or out_features * rows * x.element_size() > BLOCKED_OPERAND_BYTES
