@@ -231,11 +231,11 @@ def small_blocks(monkeypatch):
 
 @pytest.mark.parametrize("out_f,in_f,nnz,lead", [c for c in CASES if c[3] not in ((1,), (3,))] + [(5, 7, 35, (5,))])
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("device", DEVICES)
 def test_the_batch_blocked_path_matches_dense_and_keeps_the_row_major_layout(small_blocks, out_f, in_f, nnz, lead,
-                                                                             bias, device):
-    layer = _layer(out_f, in_f, nnz, seed=out_f * 1000 + in_f + nnz, bias=bias).to(device)
-    x = torch.randn(*lead, in_f, dtype=torch.float64).to(device).requires_grad_(True)
+                                                                             bias):
+    """CPU only: batch blocking is the CPU kernel's (``functional._blocking``)."""
+    layer = _layer(out_f, in_f, nnz, seed=out_f * 1000 + in_f + nnz, bias=bias)
+    x = torch.randn(*lead, in_f, dtype=torch.float64, requires_grad=True)
     blocked = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: blocked.append(t.dim() == 2 and t.shape[1] <= 2) or t,
                                                   lambda t: t):
@@ -270,6 +270,7 @@ def test_the_batch_blocked_halves_are_chosen_by_the_operand_sizes():
     assert _blocking(torch.empty(rows, wide - 2), wide - 2) == (False, False)
     assert _blocking(torch.empty(BLOCK_ROWS, wide), 8) == (False, False)  # one block
     assert _blocking(torch.empty(wide, rows).t(), 8) == (False, False)  # feature-major
+    assert _blocking(torch.empty(rows, wide, device="meta"), 8) == (False, False)  # not a CPU tensor
 
 
 @pytest.mark.parametrize("lead", [(5,), (2, 3)])
