@@ -24,9 +24,12 @@ from .paper import LLAMA_REFERENCE, paper_value
 MLP_METHODS = ("fc", "set", "rigl", "mest", "cht", "chts", "chtss")
 TRANSFORMER_METHODS = ("fc", "chts", "set", "rigl", "chtss", "mest")
 LM_METHODS = ("fc", "set", "rigl", "mest", "cht", "chts", "chtss")
-ALWAYS_SHOWN = ("model", "dataset", "preset", "method", "sparsity", "seed")  # in every command, default or not
+ALWAYS_SHOWN = ("model", "dataset", "text_file", "preset", "method", "sparsity", "seed")  # in every command
 RUN_PLACE = ("data_dir", "out_dir", "wandb", "quiet")  # where the run read and wrote: shown as recorded
-NOT_A_VARIANT = ("seed", "run_name", "resume", *RUN_PLACE)  # config fields that do not make a run a variant
+# config fields that do not make a run a variant: the seed and what pairs with it (--init_topology, a per-run
+# path), and how a run was carried out rather than what it trains (downloads, checkpoints, memory, rank checks)
+NOT_A_VARIANT = ("seed", "init_topology", "run_name", "resume", "download", "checkpoint_every", "memory_limit",
+                 "check_ranks", *RUN_PLACE)
 DATASET_ORDER = ("mnist", "fashion_mnist", "emnist", "multi30k", "iwslt14", "wmt17")
 MIB = 2**20
 
@@ -76,7 +79,8 @@ def variants(group: list[dict]) -> list[tuple[str, list[dict]]]:
 def effective_config(config: dict) -> dict:
     """A recorded config with what it left to defaults filled in: fields it lacks (recorded before they
     existed) from today's defaults for its model, data set and method, and method fields left ``None`` (the
-    method's own choice) from the recipe's ``METHOD_DEFAULTS`` and the method's declaration."""
+    method's own choice) from the recipe's ``METHOD_DEFAULTS`` and the method's declaration. Both are today's
+    defaults: should a default change, a run recorded under the old one compares as if it had today's."""
     from ..evolution.methods import METHODS
     from ..train import RECIPES
     from ..train.config import METHOD_OPTIONS, method_defaults

@@ -9,8 +9,9 @@ Measured on this workplace's AMD EPYC, 2 threads, 1024×2048 elements: ``bernoul
 for ``rand >= p``. On the paper-size IWSLT14 Transformer's 22.7M dropout elements per step, the dense
 and the sparse model alike, that is about a third of what sparsity cannot touch.
 
-On other devices it calls ``F.dropout``, whose fused kernels already save a bool mask; so does
-``inplace=True`` on every device (torch's in-place path, which keeps the noise but makes no new tensor).
+On other devices it calls ``F.dropout``, whose fused kernels already save a bool mask. ``inplace=True``
+also takes ``F.dropout`` on every device: torch's in-place path, which makes no new output tensor but on
+CPU keeps the float32 noise for backward.
 
 Distribution: each element is kept with probability 1 - p and scaled by 1/(1 - p), as ``nn.Dropout`` does.
 The random stream differs from ``nn.Dropout``'s, and is drawn from the same global generator.

@@ -55,14 +55,16 @@ class _SparseMatmul(torch.autograd.Function):
 
 class _BlockedSparseMatmul(torch.autograd.Function):
     """``y_t = W @ x_t + bias`` for a row-major ``x: (..., in)`` with the backward in batch blocks of
-    ``BLOCK_ROWS`` rows, and the forward too when ``blocked_forward``; ``y_t (out, n)`` contiguous, as
-    ``_SparseMatmul``'s. Saves the input blocks, ``(in, rows)`` contiguous each (or the whole contiguous
-    ``x_t (in, n)`` when the forward is unblocked), for the value gradient; returns the input gradient
-    row-major, in ``x``'s shape."""
+    ``BLOCK_ROWS`` rows, and the forward too unless ``x_t``, x's contiguous ``(in, n)`` copy, is given (made
+    by the caller under its grad mode, so ``shared_inputs()`` shares it with unblocked siblings);
+    ``y_t (out, n)`` contiguous, as ``_SparseMatmul``'s. Saves the input blocks, ``(in, rows)`` contiguous
+    each (or ``x_t``), when the values need a gradient; returns the input gradient row-major, in ``x``'s
+    shape."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None, cache: CSRCache,
-                blocked_forward: bool) -> torch.Tensor:
+                x_t: torch.Tensor | None) -> torch.Tensor:
+        blocked_forward = x_t is None
         if blocked_forward:
             parts, matrix = batch_blocks(x), cache.matrix(values)
             y_t = x.new_empty(cache.shape[0], sum(block.shape[1] for block in parts))
@@ -70,10 +72,10 @@ class _BlockedSparseMatmul(torch.autograd.Function):
                 y_t[:, start:start + BLOCK_ROWS] = (_csr_times_dense(matrix, block) if bias is None
                                                     else torch.addmm(bias.unsqueeze(1), matrix, block))
         else:
-            parts = [feature_major(x)]
-            y_t = forward_product(cache, values, parts[0], bias)
+            parts = [x_t]
+            y_t = forward_product(cache, values, x_t, bias)
         ctx.cache, ctx.input_shape, ctx.blocked_forward = cache, x.shape, blocked_forward
-        ctx.save_for_backward(values, *parts)
+        ctx.save_for_backward(values, *(parts if ctx.needs_input_grad[1] else ()))  # inputs: for dW only
         return y_t
 
     @staticmethod
@@ -152,7 +154,8 @@ def sparse_linear(x: torch.Tensor, values: torch.Tensor, cache: CSRCache, bias: 
     lead = x.shape[:-1]
     blocked_forward, blocked_backward = _blocking(x, out_features)
     if blocked_backward:
-        y_t = _BlockedSparseMatmul.apply(x, values, bias, cache, blocked_forward)
+        x_t = None if blocked_forward else feature_major(x).detach()  # detached: the gradient goes to x itself
+        y_t = _BlockedSparseMatmul.apply(x, values, bias, cache, x_t)
     else:
         y_t = _SparseMatmul.apply(feature_major(x), values, bias, cache)
     return y_t.t().reshape(*lead, out_features)
@@ -187,7 +190,7 @@ def shared_inputs():
     try:
         yield
     finally:
-        _MEMOS.pop()
+        _MEMOS.pop().clear()  # the entries' weakref callbacks refer to the memo: break the cycle now
 
 
 def feature_major(x: torch.Tensor) -> torch.Tensor:
@@ -203,7 +206,8 @@ def batch_blocks(x: torch.Tensor) -> list[torch.Tensor]:
     once per input tensor."""
     def make():
         rows = x.reshape(-1, x.shape[-1])
-        return [rows[start:start + BLOCK_ROWS].t().contiguous() for start in range(0, rows.shape[0], BLOCK_ROWS)]
+        return [rows[start:start + BLOCK_ROWS].t().clone(memory_format=torch.contiguous_format)  # always a copy
+                for start in range(0, rows.shape[0], BLOCK_ROWS)]
     return _shared(x, "blocks", make)
 
 

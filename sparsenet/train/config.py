@@ -281,6 +281,9 @@ def check_run_options(config) -> None:
                              f"initialisation (only --model lm applies --weights to its dense projections)")
         if config.weights not in WEIGHT_INITS:
             raise ValueError(f"unknown weight init {config.weights!r}; choose from {sorted(WEIGHT_INITS)}")
+        if config.weights == "zeros":
+            raise ValueError("--weights zeros with --method fc: dense projections all at zero get zero gradients "
+                             "and never train")
     if config.init_topology is None:
         return
     if config.method == "fc":

@@ -127,3 +127,26 @@ def test_a_config_recorded_before_a_field_existed_or_with_its_default_spelled_ou
     assert "| chts | 2 | 91.00 ± 1.00 |" in records_table(tmp_path)
     _mlp_run(tmp_path, "fashion_mnist", "chts", 2, 0.5, removal="wm_soft")  # a real change of method
     assert "| chts (removal=wm_soft) | 1 | 50.00 |" in records_table(tmp_path)
+
+
+def test_how_a_run_was_carried_out_does_not_make_it_a_variant(tmp_path):
+    _mlp_run(tmp_path, "mnist", "set", 0, 0.98)
+    _mlp_run(tmp_path, "mnist", "set", 1, 0.99, checkpoint_every=200)
+    _mlp_run(tmp_path, "mnist", "set", 2, 0.97, download=True)
+    assert "| set | 3 | 98.00 ± 0.58 |" in records_table(tmp_path)
+
+
+def test_a_language_model_on_a_text_file_gets_its_row_and_command(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a b c\n" * 50)
+    config = vars(RECIPES["lm"].build_config(model="lm", dataset="text", text_file=str(corpus), method="fc", seed=0,
+                                             d_model=32, heads=4, layers=2, d_ff=64, vocab_size=100,
+                                             out_dir=str(tmp_path / "runs")))
+    run = tmp_path / "records" / "lm-text"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "summary.json").write_text(json.dumps({
+        "model": "lm", "dataset": "text", "method": "fc", "sparsity": 0.0, "seed": 0, "best_valid_ppl": 9.0,
+        "final_valid_ppl": 9.5, "links": 0, "train_seconds": 10.0, "seconds_per_step": 0.1}))
+    text = records_table(tmp_path / "records")
+    assert "| fc | 0 | 1 | 9.00 | 9.50 | 1.000 |" in text and f"--text_file {corpus}" in text

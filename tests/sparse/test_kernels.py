@@ -273,6 +273,17 @@ def test_the_batch_blocked_halves_are_chosen_by_the_operand_sizes():
     assert _blocking(torch.empty(rows, wide, device="meta"), 8) == (False, False)  # not a CPU tensor
 
 
+def _graph_nodes(y: torch.Tensor) -> set[str]:
+    """Names of the autograd nodes behind ``y``."""
+    names, todo = set(), [y.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and type(node).__name__ not in names:
+            names.add(type(node).__name__)
+            todo += [next_node for next_node, _ in node.next_functions]
+    return names
+
+
 @pytest.mark.parametrize("lead", [(5,), (2, 3)])
 def test_the_backward_only_blocked_path_matches_dense(monkeypatch, lead):
     from sparsenet.sparse import functional
@@ -281,11 +292,41 @@ def test_the_backward_only_blocked_path_matches_dense(monkeypatch, lead):
     layer = _layer(9, 4, 20, seed=4)
     x = torch.randn(*lead, 4, dtype=torch.float64, requires_grad=True)
     assert functional._blocking(x, 9) == (False, True)
-    _assert_matches_dense(layer, x)
+    assert "_BlockedSparseMatmulBackward" in _graph_nodes(layer(x))  # the path taken, not only chosen
+    grad_out = _assert_matches_dense(layer, x)
     assert x.grad.stride() == x.stride()
+    torch.testing.assert_close(layer.bias.grad, grad_out.reshape(-1, 9).sum(0))
     values = layer.values.detach().clone().requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda x_, v_: sparse_linear(x_, v_, layer.cache, layer.bias.detach()),
-                                    (x.detach().requires_grad_(True), values))
+    bias = layer.bias.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x_, v_, b_: sparse_linear(x_, v_, layer.cache, b_),
+                                    (x.detach().requires_grad_(True), values, bias))
+
+
+def test_a_last_block_of_one_row_is_a_copy_so_the_input_may_change_after_the_forward(small_blocks):
+    layer = _layer(6, 10, 25, 0)
+    x = torch.randn(5, 10, dtype=torch.float64)  # blocks of 2, 2 and 1 rows
+    expected = _dense_reference(layer, x)
+    y = layer(x)
+    x.mul_(2.0)  # the saved blocks are copies: backward still sees the input of the forward
+    upstream = torch.randn_like(y)
+    y.backward(upstream)
+    expected[0].backward(upstream)
+    rows, cols = layer.indices
+    torch.testing.assert_close(layer.values.grad, expected[1].grad[rows, cols], rtol=1e-12, atol=1e-12)
+
+
+def test_blocked_and_unblocked_siblings_share_one_feature_major_copy(monkeypatch):
+    from sparsenet.sparse import functional
+    monkeypatch.setattr(functional, "BLOCK_ROWS", 2)
+    monkeypatch.setattr(functional, "BLOCKED_OPERAND_BYTES", 300)
+    wide, narrow = _layer(9, 4, 20, seed=4), _layer(2, 4, 5, seed=5)  # backward-only blocked, and unblocked
+    x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    assert functional._blocking(x, 9) == (False, True) and functional._blocking(x, 2) == (False, False)
+    with shared_inputs():
+        saved = _saved_feature_major_copies(lambda: [wide(x), narrow(x)])
+        assert functional._MEMOS[-1]
+    assert len(saved - {layer.values.untyped_storage().data_ptr() for layer in (wide, narrow)}) == 1
+    assert not functional._MEMOS
 
 
 @shared_inputs()

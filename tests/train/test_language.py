@@ -146,6 +146,7 @@ def test_windows_and_schedule():
     (dict(context=0), "context must be a positive integer"),
     (dict(dropout=1.0), "dropout"),
     (dict(method="fc", weights="normal"), "unknown weight init 'normal'; choose from"),
+    (dict(method="fc", weights="zeros"), "--weights zeros with --method fc: dense projections all at zero"),
 ])
 def test_bad_options_are_one_line(tmp_path, changes, message):
     with pytest.raises(ValueError) as error:
