@@ -23,7 +23,7 @@ from .paper import LLAMA_REFERENCE, paper_value
 
 MLP_METHODS = ("fc", "set", "rigl", "mest", "cht", "chts", "chtss")
 TRANSFORMER_METHODS = ("fc", "chts", "set", "rigl", "chtss", "mest")
-LM_METHODS = ("fc", "set", "rigl", "mest", "cht", "chts", "chtss")
+LM_METHODS = ("fc", "static", "set", "rigl", "mest", "cht", "chts", "chtss")
 ALWAYS_SHOWN = ("model", "dataset", "text_file", "preset", "method", "sparsity", "seed")  # in every command
 RUN_PLACE = ("data_dir", "out_dir", "wandb", "quiet")  # where the run read and wrote: shown as recorded
 # config fields that do not make a run a variant: the seed and what pairs with it (--init_topology, a per-run
