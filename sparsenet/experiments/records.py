@@ -76,19 +76,26 @@ def variants(group: list[dict]) -> list[tuple[str, list[dict]]]:
              [group[i] for i in indices]) for indices in split.values()]
 
 
+def _recipe_defaults(config: dict) -> tuple[str, dict, dict]:
+    """``(model, identity, default)`` of a recorded config: its model, its ``ALWAYS_SHOWN`` options (the dense
+    ``fc`` without a sparsity), and the config today's recipe builds from those alone."""
+    from ..train import RECIPES
+    model = config.get("model", "mlp")
+    identity = {k: config[k] for k in ALWAYS_SHOWN if k in config and k != "model"}
+    if config.get("method") == "fc":
+        identity.pop("sparsity", None)
+    return model, identity, vars(RECIPES[model].build_config(model=model, **identity))
+
+
 def effective_config(config: dict) -> dict:
     """A recorded config with what it left to defaults filled in: fields it lacks (recorded before they
     existed) from today's defaults for its model, data set and method, and method fields left ``None`` (the
     method's own choice) from the recipe's ``METHOD_DEFAULTS`` and the method's declaration. Both are today's
     defaults: should a default change, a run recorded under the old one compares as if it had today's."""
     from ..evolution.methods import METHODS
-    from ..train import RECIPES
     from ..train.config import METHOD_OPTIONS, method_defaults
-    model = config.get("model", "mlp")
-    identity = {k: config[k] for k in ALWAYS_SHOWN if k in config and k != "model"}
-    if config.get("method") == "fc":
-        identity.pop("sparsity", None)
-    filled = {**vars(RECIPES[model].build_config(model=model, **identity)), **config}
+    model, _, default = _recipe_defaults(config)
+    filled = {**default, **config}
     declared = METHODS.get(config.get("method"))
     chosen = method_defaults(model, config.get("dataset"), config.get("method"))
     for key in METHOD_OPTIONS:
@@ -100,12 +107,7 @@ def effective_config(config: dict) -> dict:
 def train_command(config: dict) -> str:
     """The ``python cli.py train`` command of a run: its identity options, where it read and wrote, and every
     option whose value differs from what those identity options give by default."""
-    from ..train import RECIPES
-    model = config.get("model", "mlp")
-    identity = {k: config[k] for k in ALWAYS_SHOWN if k in config and k != "model"}
-    if config.get("method") == "fc":
-        identity.pop("sparsity", None)
-    default = vars(RECIPES[model].build_config(model=model, **identity))
+    model, identity, default = _recipe_defaults(config)
     shown = {"model": model} if model != "mlp" else {}
     shown.update(identity)
     shown.update({k: v for k, v in config.items() if k in default and k not in shown and k not in RUN_PLACE

@@ -66,11 +66,10 @@ class _BlockedSparseMatmul(torch.autograd.Function):
                 x_t: torch.Tensor | None) -> torch.Tensor:
         blocked_forward = x_t is None
         if blocked_forward:
-            parts, matrix = batch_blocks(x), cache.matrix(values)
+            parts = batch_blocks(x)
             y_t = x.new_empty(cache.shape[0], sum(block.shape[1] for block in parts))
             for start, block in zip(range(0, y_t.shape[1], BLOCK_ROWS), parts):
-                y_t[:, start:start + BLOCK_ROWS] = (_csr_times_dense(matrix, block) if bias is None
-                                                    else torch.addmm(bias.unsqueeze(1), matrix, block))
+                y_t[:, start:start + BLOCK_ROWS] = forward_product(cache, values, block, bias)
         else:
             parts = [x_t]
             y_t = forward_product(cache, values, x_t, bias)

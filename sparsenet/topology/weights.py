@@ -48,10 +48,7 @@ class _DenseLinks:
     density: float = 1.0
 
 
-@torch.no_grad()
 def init_dense_values(linear: torch.nn.Linear, method: str, generator: torch.Generator | None = None) -> None:
     """Fill a dense ``linear.weight`` in place with the named rule at density 1 (``swi`` is then ``kaiming``):
     the dense baseline started at the same value scale as a sparse model's links."""
-    if method not in WEIGHT_INITS:
-        raise ValueError(f"unknown weight init {method!r}; choose from {sorted(WEIGHT_INITS)}")
-    WEIGHT_INITS[method](_DenseLinks(linear.weight, linear.in_features, linear.out_features), generator)
+    init_values(_DenseLinks(linear.weight, linear.in_features, linear.out_features), method, generator)
