@@ -46,7 +46,12 @@ def test_guard_catches_a_dense_weight(layer):
     assert _guarded(layer.to_dense)
 
 
-def test_no_dense_tensor_in_construction_training_and_edits(layer):
+@pytest.mark.parametrize("blocked", [False, True])
+def test_no_dense_tensor_in_construction_training_and_edits(layer, blocked, monkeypatch):
+    if blocked:  # the batch-blocked kernel, forward and backward, in blocks of 2 of the 8 rows
+        from sparsenet.sparse import functional
+        monkeypatch.setattr(functional, "BLOCK_ROWS", 2)
+        monkeypatch.setattr(functional, "BLOCKED_OPERAND_BYTES", 0)
     x = torch.randn(8, IN, dtype=torch.float64, requires_grad=True)
     g = torch.Generator().manual_seed(1)
 
