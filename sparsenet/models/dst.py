@@ -33,18 +33,21 @@ def start_sparsity(method: str, sparsity: float) -> float:
 class DST:
     """Topology updates of ``model``'s ``SparseLinear`` modules while ``optimizer`` (one or a list) trains it.
 
-    method: a method name (set, rigl, mest, cht, chts, chtss, static). total_steps: optimizer steps of the
-    whole run; update_interval: steps between topology updates; zeta: removal fraction per update.
+    method: a method name (set, rigl, mest, cht, chts, chtss, static). total_steps (required): optimizer
+    steps of the whole run (the removal exponent, ζ decay and density schedule are spread over it); update_interval: steps between topology updates; zeta: removal fraction per update.
     sparsity: the final sparsity (default: each layer's current one). relations: percolation relations
     (default ``find_relations(model)``). seed: the engine's generator. ``method_options``: ``Method``
     fields to override. ``step()`` counts optimizer steps and returns an update's statistics or None.
     """
 
-    def __init__(self, model: nn.Module, optimizer, method: str = "chts", total_steps: int = 10_000,
+    def __init__(self, model: nn.Module, optimizer, method: str = "chts", *, total_steps: int,
                  update_interval: int = 100, zeta: float = 0.3, sparsity: float | None = None, relations=None,
                  seed: int = 0, **method_options):
         if not sparse_layers(model):
             raise ValueError("the model has no SparseLinear module: call sparsenet.sparsify(model, ...) first")
+        if {"init", "weights"} & set(method_options):
+            raise ValueError("DST takes no init= or weights=: the starting topology and values are sparsify's "
+                             "(sparsenet.sparsify(model, sparsity, init=..., weights=...))")
         chosen = make_method(method, **method_options)
         relations = find_relations(model) if relations is None else list(relations)
         if chosen.percolation and not relations:

@@ -13,7 +13,8 @@ checkpoints of ``PreTrainedModel`` s.
 The callback builds its ``DST`` at ``on_train_begin`` (when the Trainer has created the optimizer), steps it
 at ``on_optimizer_step`` (RigL and MEST read the gradient, which the Trainer clears before
 ``on_step_end``), saves its state as ``sparsenet_dst.pt`` in every checkpoint folder and reloads it when the
-Trainer resumes from one.
+Trainer resumes from one (``output_dir/checkpoint-N``, or the folder given as ``resume_from``: the Trainer
+does not tell its callbacks which folder it resumed from).
 """
 from pathlib import Path
 
@@ -28,19 +29,27 @@ DST_STATE = "sparsenet_dst.pt"
 class DSTCallback(TrainerCallback):
     """Dynamic sparse training of the Trainer's model (already ``sparsify``'d). ``method``,
     ``update_interval``, ``zeta``, ``sparsity``, ``relations``, ``seed`` and ``method_options`` are ``DST``'s;
-    the run's length is the Trainer's ``max_steps``. ``dst`` is the live ``DST`` once training began."""
+    the run's length is the Trainer's ``max_steps``. ``resume_from``: the checkpoint folder the Trainer resumes
+    from, when it is not ``output_dir/checkpoint-N``. ``dst`` is the live ``DST`` once training began."""
 
     def __init__(self, method: str = "chts", update_interval: int = 100, zeta: float = 0.3,
-                 sparsity: float | None = None, relations=None, seed: int = 0, **method_options):
+                 sparsity: float | None = None, relations=None, seed: int = 0, resume_from: str | Path | None = None,
+                 **method_options):
         self.settings = dict(method=method, update_interval=update_interval, zeta=zeta, sparsity=sparsity,
                              relations=relations, seed=seed, **method_options)
+        self.resume_from = resume_from
         self.dst: DST | None = None
         self.updates: list[dict] = []
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         self.dst = DST(model, optimizer, total_steps=state.max_steps, **self.settings)
-        saved = Path(args.output_dir) / f"checkpoint-{state.global_step}" / DST_STATE
-        if state.global_step and saved.exists():  # the Trainer resumed from this checkpoint
+        if state.global_step:  # the Trainer resumed from a checkpoint: DST must continue where it stopped
+            folder = Path(self.resume_from or Path(args.output_dir) / f"checkpoint-{state.global_step}")
+            saved = folder / DST_STATE
+            if not saved.is_file():
+                raise ValueError(f"DSTCallback: the Trainer resumed at step {state.global_step} but {saved} does not "
+                                 f"exist, so the DST schedule would restart from step 0; pass "
+                                 f"DSTCallback(resume_from=<the checkpoint folder>)")
             self.dst.load_state_dict(torch.load(saved, weights_only=False))
 
     def on_optimizer_step(self, args, state, control, **kwargs):

@@ -145,11 +145,16 @@ def test_updates_come_at_the_interval_and_a_resumed_loop_equals_the_uninterrupte
 def test_start_sparsity_and_refusals():
     assert start_sparsity("chtss", 0.9) == pytest.approx(0.5) and start_sparsity("chts", 0.9) == 0.9
     with pytest.raises(ValueError, match="has no SparseLinear module: call sparsenet.sparsify"):
-        DST(nn.Sequential(nn.Linear(3, 3)), None)
+        DST(nn.Sequential(nn.Linear(3, 3)), None, total_steps=10)
     model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
     sparsify(model, 0.5)
     with pytest.raises(ValueError, match="unknown method 'chtx'"):
-        DST(model, None, method="chtx")
+        DST(model, None, method="chtx", total_steps=10)
     with pytest.raises(ValueError, match="unknown method options"):
-        DST(model, None, method="set", removals="wm")
+        DST(model, None, method="set", total_steps=10, removals="wm")
+    for option in ({"init": "brf"}, {"weights": "swi"}):  # the topology and values are sparsify's
+        with pytest.raises(ValueError, match="DST takes no init= or weights="):
+            DST(model, None, method="chts", total_steps=10, **option)
+    with pytest.raises(TypeError, match="total_steps"):  # the schedules are spread over it: no silent default
+        DST(model, None, method="set")
     assert sparsenet.DST is DST

@@ -1,7 +1,9 @@
-"""DST in the Hugging Face Trainer on a tiny LlamaForCausalLM built from a config (no download): the topology
-changes, the sparse checkpoint reloads bit-exactly, a resumed run equals the uninterrupted one, and densify
-exports a plain model."""
+"""DST in the Hugging Face Trainer on a tiny LlamaForCausalLM built from a config (no download): README's example
+runs as printed, the topology changes, the optimizer state follows the links through accelerate's wrapper, the
+sparse checkpoint reloads bit-exactly, a resumed run equals the uninterrupted one (and one without the DST state
+is refused), densify exports a plain model, and relations are found for LLaMA, BERT and GPT-NeoX names."""
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +12,11 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
 import sparsenet  # noqa: E402
+from sparsenet.models import find_relations  # noqa: E402
 from sparsenet.models.huggingface import DST_STATE, DSTCallback, load_sparse  # noqa: E402
+from sparsenet.sparse import linear_keys  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CONFIG = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
               num_key_value_heads=4, max_position_embeddings=64)
@@ -28,14 +34,75 @@ def _data():
     return [{"input_ids": x, "labels": x} for x in tokens]
 
 
-def _train(output_dir, model, resume=None, method="chts"):
+def _train(output_dir, model, resume=None, method="chts", resume_from=None, around=None):
+    """30 Trainer steps with a DST update every 10; ``around``: a callback called before and after DST's."""
     args = transformers.TrainingArguments(output_dir=str(output_dir), max_steps=30, per_device_train_batch_size=4,
                                           learning_rate=3e-3, save_steps=15, report_to=[], use_cpu=True, seed=0,
                                           disable_tqdm=True, logging_strategy="no")
-    callback = DSTCallback(method=method, update_interval=10, seed=7)
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=_data(), callbacks=[callback])
+    callback = DSTCallback(method=method, update_interval=10, seed=7, resume_from=resume_from)
+    callbacks = [callback] if around is None else [around, callback, around]
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=_data(), callbacks=callbacks)
     trainer.train(resume_from_checkpoint=resume)
     return trainer, callback
+
+
+def readme_example() -> str:
+    """The second Python block of README's "Use it on your own model" section (the Hugging Face example)."""
+    section = (ROOT / "README.md").read_text().split("## Use it on your own model")[1].split("\n## ")[0]
+    return section.split("```python\n")[2].split("```")[0]
+
+
+def test_readme_hugging_face_example_runs_as_printed(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    namespace = {}
+    exec(compile(readme_example(), "README.md", "exec"), namespace)
+    model, again, callback = namespace["model"], namespace["again"], namespace["callback"]
+    assert [u["step"] for u in callback.updates] == [10, 20]
+    assert all(u["regrown"] > 0 and u["overlap"] < 1 for u in callback.updates)  # links really moved
+    assert len({u["topology_hash"] for u in callback.updates}) == 2
+    sparse = {n: m for n, m in model.named_modules() if isinstance(m, sparsenet.SparseLinear)}
+    assert len(sparse) == 14 and not any(isinstance(m, sparsenet.SparseLinear) for m in again.modules())
+    for name, parameter in again.named_parameters():  # `again` was loaded, then densified in place
+        module, _, kind = name.rpartition(".")
+        trained = sparse[module].to_dense() if module in sparse and kind == "weight" else model.get_parameter(name)
+        assert torch.equal(parameter, trained), name
+    plain = transformers.LlamaForCausalLM.from_pretrained(str(tmp_path / "out" / "export")).eval()
+    assert not any(isinstance(m, sparsenet.SparseLinear) for m in plain.modules())
+    tokens = torch.randint(0, 64, (2, 10))
+    with torch.no_grad():
+        torch.testing.assert_close(plain(tokens).logits, model.eval()(tokens).logits, rtol=1e-5, atol=1e-5)
+    assert "total" in capsys.readouterr().out  # sparsify's report table was printed
+
+
+class _AdamProbe(transformers.TrainerCallback):
+    """Registered before and after DSTCallback: at each optimizer step, the links of one projection and Adam's
+    first moment, read through the Trainer's (accelerate-wrapped) optimizer."""
+
+    def __init__(self, layer):
+        self.layer, self.seen = layer, []
+
+    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        values = self.layer.values
+        self.seen.append((linear_keys(self.layer.indices, self.layer.in_features),
+                          optimizer.state[values]["exp_avg"].clone()))
+
+
+@pytest.mark.parametrize("method", ["chts", "rigl"])
+def test_the_optimizer_state_follows_the_links_through_accelerates_wrapper(method, tmp_path):
+    model = _model()
+    probe = _AdamProbe(model.model.layers[0].mlp.down_proj)
+    _train(tmp_path / "run", model, method=method, around=probe)
+    pairs = list(zip(probe.seen[0::2], probe.seen[1::2]))  # (before DST, after DST) at every optimizer step
+    updates = [(b, a) for b, a in pairs if not torch.equal(b[0], a[0])]
+    assert len(pairs) == 30 and len(updates) == 2
+    for (keys_before, moment_before), (keys_after, moment_after) in updates:
+        assert moment_after.shape == keys_after.shape
+        kept = torch.isin(keys_after, keys_before)
+        assert (~kept).any()
+        where_before = torch.searchsorted(keys_before, keys_after[kept])
+        assert torch.equal(moment_after[kept], moment_before[where_before])  # surviving links keep their state
+        assert (moment_after[~kept] == 0).all()  # new links start from zero state
 
 
 def _topologies(model):
@@ -70,6 +137,16 @@ def test_a_resumed_trainer_run_equals_the_uninterrupted_one(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_resume_without_the_dst_state_is_refused_and_resume_from_finds_it(tmp_path):
+    _train(tmp_path / "straight", _model())
+    elsewhere = tmp_path / "kept" / "checkpoint-15"
+    shutil.copytree(tmp_path / "straight" / "checkpoint-15", elsewhere)
+    with pytest.raises(ValueError, match="resumed at step 15 .* would restart from step 0"):
+        _train(tmp_path / "resumed", _model(), resume=str(elsewhere))
+    _, callback = _train(tmp_path / "resumed", _model(), resume=str(elsewhere), resume_from=elsewhere)
+    assert [u["step"] for u in callback.updates] == [20]
+
+
 def test_densify_exports_a_plain_model_that_computes_the_same(tmp_path):
     model = _model().eval()
     tokens = torch.randint(0, 64, (2, 10), generator=torch.Generator().manual_seed(3))
@@ -92,6 +169,42 @@ def test_load_sparse_refuses_a_model_sparsified_differently(tmp_path):
         load_sparse(model, tmp_path)
 
 
+def _relations(model, include):
+    sparsenet.sparsify(model, 0.5, include=include, generator=torch.Generator().manual_seed(0))
+    names = {m: n for n, m in model.named_modules()}
+    return sorted((type(r).__name__,) + tuple(names[m] for m in (r.layers if hasattr(r, "layers") else
+                                                                   (r.first, r.second)))
+                  for r in find_relations(model))
+
+
 def test_llama_relations_are_found():
-    from sparsenet.models import find_relations
-    assert len(find_relations(_model())) == 2 * 5  # per layer: q/k, v/o, gate/up, gate/down, up/down
+    found = _relations(transformers.LlamaForCausalLM(transformers.LlamaConfig(**CONFIG)), ("*_proj",))
+    for i in range(2):
+        a, m = f"model.layers.{i}.self_attn.", f"model.layers.{i}.mlp."
+        assert ("SamePosition", a + "q_proj", a + "k_proj") in found and ("Chain", a + "v_proj", a + "o_proj") in found
+        assert ("SamePosition", m + "gate_proj", m + "up_proj") in found
+        assert ("Chain", m + "gate_proj", m + "down_proj") in found and ("Chain", m + "up_proj", m + "down_proj") in found
+    assert len(found) == 2 * 5
+
+
+def test_bert_relations_are_found():
+    config = transformers.BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=64, max_position_embeddings=64)
+    found = _relations(transformers.BertModel(config), ("encoder.*",))
+    expected = []
+    for i in range(2):
+        p = f"encoder.layer.{i}."
+        expected += [("SamePosition", p + "attention.self.query", p + "attention.self.key"),
+                     ("Chain", p + "attention.self.value", p + "attention.output.dense"),
+                     ("Chain", p + "intermediate.dense", p + "output.dense")]
+    assert found == sorted(expected)
+
+
+def test_gpt_neox_relations_are_the_mlp_chains_only():
+    """GPT-NeoX fuses q, k and v in one query_key_value projection (3·d outputs, heads interleaved), so no
+    name rule relates it to the output projection: only the MLP chain per block is found (README says so)."""
+    config = transformers.GPTNeoXConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                        intermediate_size=64, max_position_embeddings=64)
+    found = _relations(transformers.GPTNeoXForCausalLM(config), ("gpt_neox.*",))
+    assert found == [("Chain", f"gpt_neox.layers.{i}.mlp.dense_h_to_4h", f"gpt_neox.layers.{i}.mlp.dense_4h_to_h")
+                     for i in range(2)]
