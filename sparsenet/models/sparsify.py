@@ -12,11 +12,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..evolution.selection import StreamingTopK
 from ..sparse import SparseLinear, keys_to_indices, link_count, sample_keys
 from ..topology import INITIALIZERS, WEIGHT_INITS, init_values, layer_densities, make_topology
 from ..topology.registry import OPTIONS
 
 KEEP_RULES = (None, "magnitude", "random")
+MAGNITUDE_BLOCK_ELEMENTS = 1 << 22  # weights keep="magnitude" reads per block: 32 MiB as float64
 
 
 @dataclass(frozen=True)
@@ -87,10 +89,23 @@ def select_linears(model: nn.Module, include=("*",), exclude=()) -> list[tuple[s
     return chosen
 
 
+def _largest_links(weight: torch.Tensor, nnz: int) -> torch.Tensor:
+    """Sorted linear keys ``(nnz,)`` of the ``nnz`` largest-magnitude entries of ``weight (out, in)``, read in
+    row blocks of at most ``MAGNITUDE_BLOCK_ELEMENTS`` (no temporary of the weight's size)."""
+    out_features, in_features = weight.shape
+    rows = max(1, MAGNITUDE_BLOCK_ELEMENTS // in_features)
+    largest = StreamingTopK(nnz, weight.device)
+    for start in range(0, out_features, rows):
+        block = weight[start:start + rows].detach().abs().double().flatten()
+        largest.push(block, torch.arange(start * in_features, start * in_features + block.numel(),
+                                         device=weight.device))
+    return largest.keys.sort().values
+
+
 def _kept_links(weight: torch.Tensor, nnz: int, keep: str, generator) -> torch.Tensor:
     """Sorted linear keys ``(nnz,)`` of the links to keep from a trained dense ``weight``."""
     if keep == "magnitude":
-        return torch.topk(weight.detach().abs().flatten(), nnz, sorted=False).indices.sort().values
+        return _largest_links(weight, nnz)
     return sample_keys(weight.numel(), nnz, generator, weight.device)
 
 
@@ -140,7 +155,7 @@ def sparsify(model: nn.Module, sparsity: float, include=("*",), exclude=(), init
         if keep is None:
             init_values(sparse, weights, generator)
         else:
-            sparse.values.copy_(linear.weight.flatten()[keys])
+            sparse.values.copy_(linear.weight[indices[0], indices[1]])
         if linear.bias is not None:
             sparse.bias.copy_(linear.bias)
         sparse.train(linear.training)

@@ -1,4 +1,6 @@
 """sparsify / densify on users' models: which modules are replaced, what they keep, and one-line refusals."""
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -56,6 +58,20 @@ def test_magnitude_keeps_the_largest_weights_and_their_values():
     expected[weight.abs().flatten().argsort(descending=True)[:k]] = True
     assert torch.equal(layer.to_dense() != 0, expected.view_as(weight))
     assert torch.equal(layer.to_dense()[expected.view_as(weight)], weight[expected.view_as(weight)])
+
+
+def test_magnitude_reads_the_weight_in_row_blocks_and_makes_no_tensor_of_its_size(monkeypatch):
+    module = sys.modules["sparsenet.models.sparsify"]  # the module: the package attribute is the function
+    from tests.sparse.test_no_dense_allocation import DenseAllocationGuard
+    torch.manual_seed(0)
+    whole, blocked = nn.Sequential(nn.Linear(400, 300)), nn.Sequential(nn.Linear(400, 300))
+    blocked.load_state_dict(whole.state_dict())
+    sparsify(whole, 0.9, keep="magnitude")  # one block
+    monkeypatch.setattr(module, "MAGNITUDE_BLOCK_ELEMENTS", 3000)  # blocks of 7 rows, the last one shorter
+    with DenseAllocationGuard(300 * 400) as guard:
+        sparsify(blocked, 0.9, keep="magnitude")
+    assert guard.hits == []
+    assert torch.equal(whole[0].indices, blocked[0].indices) and torch.equal(whole[0].values, blocked[0].values)
 
 
 def test_magnitude_at_full_density_computes_what_the_dense_model_computes():
