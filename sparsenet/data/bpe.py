@@ -1,5 +1,6 @@
 """Sentencepiece BPE models trained once and cached (never inside a data folder: it may be shared or
 read-only). Token ids: 0 pad, 1 bos, 2 eos, 3 unk."""
+import os
 from pathlib import Path
 
 from .files import DataError
@@ -14,7 +15,7 @@ def cached_bpe(lines: list[str], folder: Path, stem: str, vocab_size: int, what:
     model = folder / f"{stem}.model"
     if not model.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"{stem}.part"
+        tmp = folder / f"{stem}.{os.getpid()}.part"  # runs starting together each train their own copy
         try:
             spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_prefix=str(tmp),
                                            vocab_size=vocab_size, model_type="bpe", character_coverage=1.0,

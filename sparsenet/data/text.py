@@ -15,7 +15,7 @@ import torch
 
 from .bpe import EOS, cached_bpe
 from .files import DataError, data_root
-from .translation import read_lines, read_pairs, split_paths
+from .translation import read_lines, read_pairs
 
 TEXT_DATASETS = ("multi30k", "openwebtext", "c4", "text")
 ONLINE = {"openwebtext": ("Skylion007/openwebtext", None), "c4": ("allenai/c4", "en")}  # datasets.load_dataset
@@ -57,7 +57,7 @@ def _download(name: str, folder: Path) -> None:
     try:
         import datasets
     except ImportError:
-        raise DataError(f"{name}: --download needs the datasets library (pip install datasets)") from None
+        raise DataError(f"{name}: --download needs the datasets library (pip install -e \".[online]\")") from None
     folder.mkdir(parents=True, exist_ok=True)
     parts = (folder / "train.txt.part", folder / "valid.txt.part")
     try:
@@ -89,15 +89,14 @@ def _file_lines(text_file) -> tuple[list[str], list[str]]:
     return lines[:cut], lines[cut:]
 
 
-def _source_key(name: str, data_dir, text_file) -> str:
-    """What the BPE was trained on, for its cache name: the training file's path and size."""
-    if name == "multi30k":
-        path = split_paths("multi30k", "train", data_dir)[0].resolve()
-    elif name == "text":
-        path = Path(text_file).resolve()
-    else:
-        path = (data_root(data_dir) / name / "train.txt").resolve()
-    return hashlib.sha1(f"{path}:{path.stat().st_size}".encode()).hexdigest()[:12]
+def _content_key(lines: list[str]) -> str:
+    """What the BPE was trained on, for its cache name: a digest of the training lines themselves (a key on
+    file names would reuse a stale BPE when, say, the WMT sample is staged after a first run)."""
+    digest = hashlib.sha1()
+    for line in lines:
+        digest.update(line.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:12]
 
 
 def stream(processor, lines: list[str]) -> torch.Tensor:
@@ -118,7 +117,7 @@ def load_text(name: str, data_dir=None, download: bool = False, vocab_size: int 
         train, valid = _file_lines(text_file)
     else:
         train, valid = _online_lines(name, data_dir, download)
-    stem = f"bpe{vocab_size}-{_source_key(name, data_dir, text_file)}"
+    stem = f"bpe{vocab_size}-{_content_key(train)}"
     processor = cached_bpe(train, data_root(None) / "bpe" / f"lm-{name}", stem, vocab_size, name)
     return TextData(processor, stream(processor, train), stream(processor, valid))
 

@@ -164,3 +164,16 @@ def test_bad_data_is_one_line(tmp_path):
         load_text("text", tmp_path, text_file=str(tmp_path / "one.txt"))
     with pytest.raises(DataError, match="fewer than one --context window"):
         language.train(build_config(**_options(tmp_path, context=4000)))
+
+
+def test_the_bpe_cache_is_keyed_by_the_training_text_not_the_file_name(tmp_path):
+    corpus = _text_file(tmp_path / "data")
+    first = load_text("text", tmp_path, text_file=str(corpus), vocab_size=60)
+    again = load_text("text", tmp_path, text_file=str(corpus), vocab_size=60)
+    cache = tmp_path / "cache" / "bpe" / "lm-text"
+    assert len(list(cache.glob("*.model"))) == 1 and torch.equal(first.train, again.train)  # trained once
+    text = corpus.read_text()
+    corpus.write_text(text.replace(" cat ", " dog ", 1))
+    assert corpus.read_text() != text and corpus.stat().st_size == len(text)  # same path and size, other text
+    load_text("text", tmp_path, text_file=str(corpus), vocab_size=60)
+    assert len(list(cache.glob("*.model"))) == 2 and not list(cache.glob("*.part*"))
