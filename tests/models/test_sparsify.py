@@ -7,6 +7,7 @@ from torch import nn
 
 from sparsenet import SparseLinear, densify, sparsify
 from sparsenet.sparse import link_count
+from tests.devices import DEVICES
 
 
 class Block(nn.Module):
@@ -91,6 +92,18 @@ def test_dtype_device_bias_and_mode_are_kept_and_random_keep_takes_the_weights_v
     assert head.values.device == weight.device and torch.equal(head.bias.detach(), bias)
     rows, cols = head.indices
     assert torch.equal(head.values.detach(), weight[rows, cols]) and head.nnz == link_count(5, 12, 0.4)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("keep", [None, "magnitude", "random"])
+def test_every_keep_rule_builds_on_the_models_device_and_dtype(device, keep):
+    model = _model(torch.float64).to(device)
+    sparsify(model, 0.6, include="head", keep=keep, generator=torch.Generator().manual_seed(1))
+    head = model.head
+    assert all(t.device.type == device for t in [*head.parameters(), *head.buffers()])
+    assert head.values.dtype == torch.float64 and head.bias.dtype == torch.float64
+    out = model(torch.randn(3, 12, dtype=torch.float64, device=device))
+    assert out.device.type == device and out.dtype == torch.float64
 
 
 def test_fresh_topologies_come_from_the_initialiser_and_values_from_the_weight_rule():
