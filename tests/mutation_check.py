@@ -1,4 +1,4 @@
-"""Mutation check: the one-line bugs of issue #18, each put into a scratch copy of the repository, must make
+"""Mutation check: the one-line bugs of issue #18 (and later ones), each put into a scratch copy of the repository, must make
 at least one test fail. Prints one line per bug: caught (with the first failing test) or SURVIVED.
 
     python tests/mutation_check.py [--only NAME ...] [--scratch DIR]
@@ -80,6 +80,21 @@ MUTANTS = {
         ["tests/models"]),
     "length margin removed": (
         "sparsenet/models/search.py", "int(ratio * n) + EXTRA_TOKENS", "int(ratio * n)", ["tests/models"]),
+    "HF resume without the DST state goes on silently": (
+        "sparsenet/models/huggingface.py", "if not saved.is_file():", "if False:",
+        ["tests/models/test_huggingface.py"]),
+    "HF callback drops the kept links' optimizer state": (
+        "sparsenet/evolution/engine.py",
+        "old_values[regained]\n            remap_optimizer_state(self.optimizers, layer.values, old_to_new, layer.nnz)",
+        "old_values[regained]\n            remap_optimizer_state(self.optimizers, layer.values, "
+        "torch.full_like(old_to_new, -1), layer.nnz)",
+        ["tests/models/test_huggingface.py"]),
+    "magnitude keep reads the whole weight at once": (
+        "sparsenet/models/sparsify.py", "rows = max(1, MAGNITUDE_BLOCK_ELEMENTS // in_features)",
+        "rows = out_features", ["tests/models/test_sparsify.py"]),
+    "LM BPE cache keyed by the file name": (
+        "sparsenet/data/text.py", 'stem = f"bpe{vocab_size}-{_content_key(train)}"',
+        'stem = f"bpe{vocab_size}-{_content_key([str(text_file), str(data_dir)])}"', ["tests/train/test_language.py"]),
 }
 
 
