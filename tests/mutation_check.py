@@ -1,5 +1,5 @@
-"""Mutation check: the one-line bugs of issue #18 (and later ones), each put into a scratch copy of the repository, must make
-at least one test fail. Prints one line per bug: caught (with the first failing test) or SURVIVED.
+"""Mutation check: the one-line bugs of issue #18 and later ones, each put into a scratch copy of the repository,
+must make at least one test fail. Prints one line per bug: caught (with the first failing test) or SURVIVED.
 
     python tests/mutation_check.py [--only NAME ...] [--scratch DIR]
 
