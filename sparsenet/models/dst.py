@@ -34,7 +34,8 @@ class DST:
     """Topology updates of ``model``'s ``SparseLinear`` modules while ``optimizer`` (one or a list) trains it.
 
     method: a method name (set, rigl, mest, cht, chts, chtss, static). total_steps (required): optimizer
-    steps of the whole run (the removal exponent, ζ decay and density schedule are spread over it); update_interval: steps between topology updates; zeta: removal fraction per update.
+    steps of the whole run (the removal exponent, ζ decay and density schedule are spread over it);
+    update_interval: steps between topology updates; zeta: removal fraction per update.
     sparsity: the final sparsity (default: each layer's current one). relations: percolation relations
     (default ``find_relations(model)``). seed: the engine's generator. ``method_options``: ``Method``
     fields to override. ``step()`` counts optimizer steps and returns an update's statistics or None.
