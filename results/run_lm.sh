@@ -19,7 +19,9 @@ run() {  # method sparsity [learning rate] [name tag [extra options]]
   dir=runs/lm/$name
   if [ -f "$dir/summary.json" ]; then return; fi
   (
-    flock -n 9 || exit 0  # another worker has this run
+    flock -n 9; taken=$?
+    if [ $taken -eq 1 ]; then exit 0; fi  # another worker has this run
+    if [ $taken -ne 0 ]; then echo "run_lm.sh: flock failed ($taken) on runs/lm/$name.lock" >&2; exit 1; fi
     if [ -f "$dir/summary.json" ]; then exit 0; fi  # it finished while this worker waited
     if [ -f "$dir/checkpoint.pt" ]; then
       python cli.py train --resume "$dir"

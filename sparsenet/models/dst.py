@@ -30,6 +30,15 @@ def start_sparsity(method: str, sparsity: float) -> float:
     return 1.0 - DensitySchedule(1.0 - sparsity, schedule).start()
 
 
+def chosen_method(method: str, method_options: dict):
+    """The ``Method`` named ``method`` with ``method_options`` applied; ``ValueError`` (one line) for an unknown
+    name or option, and for ``init`` / ``weights`` (the starting topology and values are ``sparsify``'s)."""
+    if {"init", "weights"} & set(method_options):
+        raise ValueError("DST takes no init= or weights=: the starting topology and values are sparsify's "
+                         "(sparsenet.sparsify(model, sparsity, init=..., weights=...))")
+    return make_method(method, **method_options)
+
+
 class DST:
     """Topology updates of ``model``'s ``SparseLinear`` modules while ``optimizer`` (one or a list) trains it.
 
@@ -46,10 +55,7 @@ class DST:
                  seed: int = 0, **method_options):
         if not sparse_layers(model):
             raise ValueError("the model has no SparseLinear module: call sparsenet.sparsify(model, ...) first")
-        if {"init", "weights"} & set(method_options):
-            raise ValueError("DST takes no init= or weights=: the starting topology and values are sparsify's "
-                             "(sparsenet.sparsify(model, sparsity, init=..., weights=...))")
-        chosen = make_method(method, **method_options)
+        chosen = chosen_method(method, method_options)
         relations = find_relations(model) if relations is None else list(relations)
         if chosen.percolation and not relations:
             warnings.warn(f"DST {method}: no percolation relations found in this model's module names, so dead "

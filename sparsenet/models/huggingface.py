@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from .dst import DST
+from .dst import DST, chosen_method
 
 DST_STATE = "sparsenet_dst.pt"
 
@@ -35,6 +35,7 @@ class DSTCallback(TrainerCallback):
     def __init__(self, method: str = "chts", update_interval: int = 100, zeta: float = 0.3,
                  sparsity: float | None = None, relations=None, seed: int = 0, resume_from: str | Path | None = None,
                  **method_options):
+        chosen_method(method, method_options)  # a bad name or option fails here, not when training begins
         self.settings = dict(method=method, update_interval=update_interval, zeta=zeta, sparsity=sparsity,
                              relations=relations, seed=seed, **method_options)
         self.resume_from = resume_from
@@ -43,14 +44,21 @@ class DSTCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         self.dst = DST(model, optimizer, total_steps=state.max_steps, **self.settings)
-        if state.global_step:  # the Trainer resumed from a checkpoint: DST must continue where it stopped
-            folder = Path(self.resume_from or Path(args.output_dir) / f"checkpoint-{state.global_step}")
-            saved = folder / DST_STATE
-            if not saved.is_file():
-                raise ValueError(f"DSTCallback: the Trainer resumed at step {state.global_step} but {saved} does not "
-                                 f"exist, so the DST schedule would restart from step 0; pass "
-                                 f"DSTCallback(resume_from=<the checkpoint folder>)")
-            self.dst.load_state_dict(torch.load(saved, weights_only=False))
+        if not state.global_step:
+            if self.resume_from is not None:
+                raise ValueError(f"DSTCallback: resume_from={str(self.resume_from)!r} but the Trainer starts at step 0 "
+                                 f"(pass resume_from_checkpoint= to trainer.train)")
+            return
+        # the Trainer resumed from a checkpoint: DST must continue where it stopped
+        saved = Path(self.resume_from or Path(args.output_dir) / f"checkpoint-{state.global_step}") / DST_STATE
+        if not saved.is_file():
+            raise ValueError(f"DSTCallback: the Trainer resumed at step {state.global_step} but {saved} does not "
+                             f"exist, so the DST schedule would restart from step 0; pass "
+                             f"DSTCallback(resume_from=<the checkpoint folder>)")
+        self.dst.load_state_dict(torch.load(saved, weights_only=False))
+        if self.dst.steps != state.global_step:
+            raise ValueError(f"DSTCallback: {saved} holds DST's state at step {self.dst.steps}, but the Trainer "
+                             f"resumed at step {state.global_step}; resume_from must be the folder it resumed from")
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         stats = self.dst.step()

@@ -11,8 +11,8 @@ useless when another has lost theirs. Found here, for every pair of sparse modul
   Sequential  consecutive sparse modules of an ``nn.Sequential`` with only parameter-free modules
               (activations, dropout) between them form a chain.
 A pair whose shapes do not connect (grouped-query attention's k/v, for instance) is skipped.
-Fused projections (GPT-NeoX's query_key_value, GPT-2's c_attn) get no attention relation: their outputs
-interleave q, k and v by head, and no name says which are values.
+A fused projection (GPT-NeoX's query_key_value) gets no attention relation: its outputs interleave q, k
+and v by head, and no name says which are values.
 """
 from torch import nn
 

@@ -145,6 +145,22 @@ def test_a_resume_without_the_dst_state_is_refused_and_resume_from_finds_it(tmp_
         _train(tmp_path / "resumed", _model(), resume=str(elsewhere))
     _, callback = _train(tmp_path / "resumed", _model(), resume=str(elsewhere), resume_from=elsewhere)
     assert [u["step"] for u in callback.updates] == [20]
+    stale = tmp_path / "stale" / "checkpoint-15"  # DST's state of another step than the one resumed
+    shutil.copytree(elsewhere, stale)
+    shutil.copy(tmp_path / "straight" / "checkpoint-30" / DST_STATE, stale / DST_STATE)
+    with pytest.raises(ValueError, match="holds DST's state at step 30, but the Trainer resumed at step 15"):
+        _train(tmp_path / "again", _model(), resume=str(stale), resume_from=stale)
+    with pytest.raises(ValueError, match="but the Trainer starts at step 0"):
+        _train(tmp_path / "fresh", _model(), resume_from=elsewhere)
+
+
+def test_bad_method_options_are_refused_when_the_callback_is_built():
+    with pytest.raises(ValueError, match="unknown method options"):
+        DSTCallback(method="chts", regrowths="ch2_l3n_soft")
+    with pytest.raises(ValueError, match="DST takes no init= or weights="):
+        DSTCallback(method="chts", init="brf")
+    with pytest.raises(ValueError, match="unknown method 'chtx'"):
+        DSTCallback(method="chtx")
 
 
 def test_densify_exports_a_plain_model_that_computes_the_same(tmp_path):

@@ -75,6 +75,22 @@ def test_magnitude_reads_the_weight_in_row_blocks_and_makes_no_tensor_of_its_siz
     assert torch.equal(whole[0].indices, blocked[0].indices) and torch.equal(whole[0].values, blocked[0].values)
 
 
+def test_magnitude_breaks_ties_at_random_so_a_pruned_model_keeps_its_zeros_spread(monkeypatch):
+    module = sys.modules["sparsenet.models.sparsify"]
+    monkeypatch.setattr(module, "MAGNITUDE_BLOCK_ELEMENTS", 1000)  # ten rows a block
+    generator = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Linear(100, 100))
+    with torch.no_grad():  # a pruned model: half its weights exactly zero
+        model[0].weight.mul_(torch.rand(100, 100, generator=generator) < 0.5)
+    nonzero = int((model[0].weight != 0).sum())
+    sparsify(model, 0.3, keep="magnitude", generator=generator)  # 7,000 links: every non-zero and 2,000 zeros
+    rows, cols = model[0].indices
+    kept_zero = model[0].values.detach() == 0
+    assert int((~kept_zero).sum()) == nonzero
+    first_half = int((rows[kept_zero] < 50).sum())
+    assert 800 < first_half < 1200 < int(kept_zero.sum()) - 800  # ~1,000 in each half, not all in the first
+
+
 def test_magnitude_at_full_density_computes_what_the_dense_model_computes():
     dense, x = _model(torch.float64), torch.randn(7, 12, dtype=torch.float64)
     expected = dense(x)
