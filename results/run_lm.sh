@@ -4,13 +4,15 @@
 # dense at a third of the learning rate (is the dense baseline's 3e-3 its best?), SET at 70%, static sparse
 # at 70% (CHTs's SWI values and topology without evolution: how much of CHTs's lead over dense is the
 # initial value scale?), dense with Kaiming-scaled projections (the same question from the other side),
-# then CHTs at 90%, RigL and CHTss at 70%, and SET, RigL, CHTss at 90% sparsity of the attention and MLP
-# projections.
+# then CHTs at 90%, RigL and CHTss at 70%, SET and RigL at 90%, the Kaiming-scaled dense model at lr 1e-3 (the
+# sparse models still lead the Kaiming-scaled dense model at 3e-3: is its rate too high?), and CHTss at 90%
+# sparsity of the attention and MLP projections.
 # Resumable: finished runs (summary.json) are skipped, interrupted ones continue from their last checkpoint.
 # Several workers may share the queue: each run is taken under a lock (flock, released when its worker
 # dies), so two one-thread workers run two runs at once (processes x threads <= 2 on this machine):
 #   OMP_NUM_THREADS=1 bash results/run_lm.sh & OMP_NUM_THREADS=1 bash results/run_lm.sh &
-# Usage: bash results/run_lm.sh   (from the repository root; OMP_NUM_THREADS default 2)
+# Usage: bash results/run_lm.sh   (from the repository root; OMP_NUM_THREADS default 2). A running worker reads
+# this file as it goes: change it by writing a new file and moving it over this one, never in place.
 set -u
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 mkdir -p runs/lm
@@ -39,4 +41,6 @@ run static 0.7 "" brf-swi "--init brf --weights swi"
 run fc 0 "" kaiming "--weights kaiming"  # the dense model at the sparse models' value scale (SWI at density 1)
 run chts 0.9
 for method in rigl chtss; do run $method 0.7; done
-for method in set rigl chtss; do run $method 0.9; done
+for method in set rigl; do run $method 0.9; done
+run fc 0 0.001 kaiming "--weights kaiming"  # is 3e-3 too high for the Kaiming-scaled dense model?
+run chtss 0.9
