@@ -65,15 +65,19 @@ def _json(path: Path) -> dict:
 def variants(group: list[dict]) -> list[tuple[str, list[dict]]]:
     """Split ``group`` (runs of one method, and sparsity) by their effective settings (``effective_config``)
     other than ``NOT_A_VARIANT``: ``[(label, runs)]`` in order of first appearance, the label listing the
-    settings that differ within the group as `` (key=value, ...)`` (empty when the group is one variant)."""
+    settings that differ within the group as `` (key=value, ...)`` (empty when the group is one variant;
+    ``default`` for a setting left to the recipe)."""
     settings = [effective_config(run["config"]) for run in group]
     keys = sorted({key for config in settings for key in config} - set(NOT_A_VARIANT))
     differing = [key for key in keys if len({json.dumps(config.get(key), sort_keys=True) for config in settings}) > 1]
     split: dict[tuple, list[int]] = {}
     for index, config in enumerate(settings):
         split.setdefault(tuple(json.dumps(config.get(key), sort_keys=True) for key in differing), []).append(index)
-    return [(" (" + ", ".join(f"{key}={settings[indices[0]].get(key)}" for key in differing) + ")" if differing else "",
-             [group[i] for i in indices]) for indices in split.values()]
+    def shown(value):
+        return "default" if value is None else value  # a setting left to the recipe (the LM's fc: LLaMA's 0.02)
+
+    return [(" (" + ", ".join(f"{key}={shown(settings[indices[0]].get(key))}" for key in differing) + ")"
+             if differing else "", [group[i] for i in indices]) for indices in split.values()]
 
 
 def _recipe_defaults(config: dict) -> tuple[str, dict, dict]:

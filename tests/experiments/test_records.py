@@ -75,7 +75,7 @@ def test_table_command_prints_a_folder_and_refuses_an_empty_one(tmp_path):
 def _lm_run(folder, method, sparsity, seed, ppl, **changes):
     config = vars(RECIPES["lm"].build_config(model="lm", method=method, sparsity=sparsity, seed=seed, d_model=32,
                                              heads=4, layers=2, d_ff=64, vocab_size=100, out_dir="runs/lm", **changes))
-    run = folder / f"lm-{method}-{sparsity}-{seed}-{len(changes)}"
+    run = folder / (f"lm-{method}-{sparsity}-{seed}" + "".join(f"-{k}{v}" for k, v in changes.items()))
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps(config))
     (run / "summary.json").write_text(json.dumps({
@@ -111,6 +111,9 @@ def test_runs_that_differ_in_more_than_the_seed_are_variants_not_seeds(tmp_path)
     assert any(line.startswith("| fc (lr=0.001) | 0 | 1 | 50.00 | 51.00 | 1.250 |") for line in lines)
     assert any(line.startswith("| fc (lr=0.003) | 0 | 1 | 40.00 | 41.00 | 1.000 |") for line in lines)
     assert any(line.startswith("| chts | 0.9 | 2 | 46.00 ± 2.00 | 47.00 ± 2.00 | 1.150 |") for line in lines)
+    _lm_run(tmp_path, "fc", 0.0, 0, 30.0, weights="kaiming")  # a setting others leave to the recipe
+    text = records_table(tmp_path)
+    assert "| fc (lr=0.003, weights=kaiming) |" in text and "| fc (lr=0.003, weights=default) |" in text
     for seed, accuracy in ((0, 0.98), (1, 0.99)):
         _mlp_run(tmp_path / "mlp", "mnist", "set", seed, accuracy)
     _mlp_run(tmp_path / "mlp", "mnist", "set", 0, 0.5, zeta=0.5)
