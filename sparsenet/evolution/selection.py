@@ -38,21 +38,33 @@ def top_k(values: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class StreamingTopK:
-    """The k largest priorities seen so far, with their int64 keys, merged block by block."""
+    """The k largest priorities pushed, with their int64 keys, gathered block by block: each block's k best
+    join the candidates, which are cut back to the k largest whenever they pass 2k (so a push costs its
+    block, not a merge with all k kept so far). ``keys``: the k (or fewer) chosen, in no order."""
 
     def __init__(self, k: int, device=None):
         self.k = k
-        self.priority = torch.empty(0, dtype=torch.float64, device=device)
-        self.keys = torch.empty(0, dtype=torch.int64, device=device)
+        self._priority = torch.empty(0, dtype=torch.float64, device=device)
+        self._keys = torch.empty(0, dtype=torch.int64, device=device)
 
     def push(self, priority: torch.Tensor, keys: torch.Tensor) -> None:
         if self.k == 0 or priority.numel() == 0:
             return
         best = top_k(priority, self.k)
-        merged_priority = torch.cat((self.priority, priority[best]))
-        merged_keys = torch.cat((self.keys, keys[best]))
-        keep = top_k(merged_priority, self.k)
-        self.priority, self.keys = merged_priority[keep], merged_keys[keep]
+        self._priority = torch.cat((self._priority, priority[best]))
+        self._keys = torch.cat((self._keys, keys[best]))
+        if self._priority.numel() > 2 * self.k:
+            self._cut()
+
+    def _cut(self) -> None:
+        keep = top_k(self._priority, self.k)
+        self._priority, self._keys = self._priority[keep], self._keys[keep]
+
+    @property
+    def keys(self) -> torch.Tensor:
+        if self._priority.numel() > self.k:
+            self._cut()
+        return self._keys
 
 
 def select_absent(blocks, k: int, soft: bool, present_keys: torch.Tensor, total: int,

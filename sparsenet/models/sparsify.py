@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..evolution.selection import priorities, top_k
+from ..evolution.selection import StreamingTopK, priorities
 from ..sparse import SparseLinear, keys_to_indices, link_count, sample_keys
 from ..topology import INITIALIZERS, WEIGHT_INITS, init_values, layer_densities, make_topology
 from ..topology.registry import OPTIONS
@@ -92,26 +92,17 @@ def select_linears(model: nn.Module, include=("*",), exclude=()) -> list[tuple[s
 def _largest_links(weight: torch.Tensor, nnz: int, generator) -> torch.Tensor:
     """Sorted linear keys ``(nnz,)`` of the ``nnz`` largest-magnitude entries of ``weight (out, in)``, ties
     (exact zeros of a pruned model, say) broken at random. Read in row blocks of at most
-    ``MAGNITUDE_BLOCK_ELEMENTS`` (no temporary of the weight's size); the candidates kept between blocks
-    (a float64 priority and an int64 key each) are cut back to ``nnz`` whenever they pass ``2 * nnz``. The
-    random tie-break makes this slower than one ``topk`` of ``|W|``: a 4096 x 8192 weight took 7.8 s at 90%
-    sparsity and 24 s at 50% on one busy core (one-off, at conversion)."""
+    ``MAGNITUDE_BLOCK_ELEMENTS`` (no temporary of the weight's size) and chosen by ``StreamingTopK`` (up to
+    2·nnz candidates, a float64 priority and an int64 key each). The random tie-break makes this slower than
+    one ``topk`` of ``|W|``: a 4096 x 8192 weight took 7.8 s at 90% sparsity and 24 s at 50% on one busy
+    core (one-off, at conversion)."""
     out_features, in_features = weight.shape
     rows = max(1, MAGNITUDE_BLOCK_ELEMENTS // in_features)
-    priority = torch.empty(0, dtype=torch.float64, device=weight.device)
-    keys = torch.empty(0, dtype=torch.int64, device=weight.device)
+    largest = StreamingTopK(nnz, weight.device)
     for start in range(0, out_features, rows):
         block = priorities(weight[start:start + rows].detach().abs().flatten(), False, generator)
-        if nnz >= block.numel():  # every entry of the block is a candidate
-            priority, keys = torch.cat((priority, block)), torch.cat((keys, start * in_features + torch.arange(
-                block.numel(), device=weight.device)))
-        else:
-            best = top_k(block, nnz)
-            priority, keys = torch.cat((priority, block[best])), torch.cat((keys, best + start * in_features))
-        if priority.numel() > 2 * nnz:
-            keep = top_k(priority, nnz)
-            priority, keys = priority[keep], keys[keep]
-    return keys[top_k(priority, nnz)].sort().values
+        largest.push(block, start * in_features + torch.arange(block.numel(), device=weight.device))
+    return largest.keys.sort().values
 
 
 def _kept_links(weight: torch.Tensor, nnz: int, keep: str, generator) -> torch.Tensor:
