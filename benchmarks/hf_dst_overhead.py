@@ -98,7 +98,7 @@ def table(rows: list[OverheadRow], interval: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sparsity", type=float, default=0.9, help="final sparsity of the projections")
     parser.add_argument("--methods", nargs="+", default=METHODS,
                         help="method names, each with optional options after a colon (module docstring)")

@@ -44,3 +44,5 @@ for method in rigl chtss; do run $method 0.7; done
 for method in set rigl; do run $method 0.9; done
 run fc 0 0.001 kaiming "--weights kaiming"  # is 3e-3 too high for the Kaiming-scaled dense model?
 run chtss 0.9
+run fc 0 0.006 kaiming "--weights kaiming"  # a dense rate above 3e-3: does the dense model close the gap?
+run set 0.7 "" swi "--weights swi"  # SET's ER topology with SWI values: topology and value scale separated for SET
