@@ -180,6 +180,7 @@ def curves(runs: list[dict], metric: str | None = None):
             _line(axis, x, mean, error, label, len(seeds))
         axis.set_title(dataset, fontsize=10)
         axis.set_xlabel(x_key + "s")
+        axis.xaxis.get_major_locator().set_params(integer=True)
         axis.set_ylabel(metric.replace("_", " ") + (" %" if scale != 1.0 else ""))
         if metric.endswith("ppl"):
             axis.set_yscale("log")
