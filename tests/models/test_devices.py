@@ -1,6 +1,7 @@
 """The models on every device and training precision (``tests/devices.py``): MLP, Transformer and language model,
 forward and backward against their densified float64 copy on the CPU, one SGD step against the float64 sparse
-run, float32 master weights and gradients under autocast, and ``shared_inputs`` changing no result."""
+run, float32 master weights and gradients under autocast, ``shared_inputs`` changing no result, and no host sync
+in a training step."""
 import contextlib
 import copy
 
@@ -12,6 +13,7 @@ from sparsenet.models import MLP, Transformer, densify
 from sparsenet.models.lm import LanguageModel
 from sparsenet.sparse import SparseLinear
 from tests.devices import DEVICE_PRECISIONS, PRECISIONS
+from tests.syncs import SyncCounter
 
 TRAINING_PRECISIONS = [p for p in DEVICE_PRECISIONS if p.values[1].dtype != torch.bfloat16]  # fp32/fp64 weights
 PRECISION_FLOAT64 = next(p for p in PRECISIONS if p.name == "float64")
@@ -177,3 +179,23 @@ def test_sharing_the_projections_inputs_changes_no_result(name, device, precisio
     for key, grad in grads.items():  # input gradients summed before or after the transpose back: rounding only
         assert _relative_error(shared_grads[key], grad, floor) <= MODEL_TOLERANCES[precision.name] / 10, key
 
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("device,precision", TRAINING_PRECISIONS)
+def test_a_training_step_makes_no_host_sync(name, device, precision):
+    """Forward, backward and optimizer step read nothing back to the host (but the loss, which ``_run`` copies as
+    a logged step would) once the layers' CSR caches exist: they are built on a layer's first use after an edit,
+    O(layers) syncs per topology update."""
+    build, make_batch, loss_fn = MODELS[name]
+    model = build().to(device=device, dtype=precision.dtype)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    batch = make_batch(torch.Generator().manual_seed(1))
+    counts = []
+    for _ in range(2):
+        with SyncCounter() as syncs:
+            _run(model, batch, loss_fn, precision, device)
+            optimizer.step()
+            optimizer.zero_grad()
+        counts.append(syncs.count)
+    assert counts[0] > 0 and counts[1] == 0, counts  # the first step builds the caches: the counter sees them
