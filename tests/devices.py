@@ -19,9 +19,10 @@ name                   parameters and inputs           autocast            toler
 The tolerance bounds the error relative to the sum of the absolute terms of each entry (``assert_within``):
 a dot product of n terms in a precision of unit roundoff u is off by at most about n·u of that sum, and a
 result rounded to bf16 (u = 2⁻⁸) by 2⁻⁸ of itself; CUDA's bf16/fp16 products also round their inputs (about
-3u in all). Bounding by the terms, not by the result, keeps the test honest where terms cancel. ``DEVICE_PRECISIONS``: the (device, precision) pairs this machine supports
-(bf16 on CUDA only where ``torch.cuda.is_bf16_supported()``): use as
-``@pytest.mark.parametrize("device,precision", DEVICE_PRECISIONS)``.
+3u in all). Bounding by the terms, not by the result, keeps the test honest where terms cancel.
+
+``DEVICE_PRECISIONS``: the (device, precision) pairs this machine supports (bf16 on CUDA only where
+``torch.cuda.is_bf16_supported()``): use as ``@pytest.mark.parametrize("device,precision", DEVICE_PRECISIONS)``.
 """
 import contextlib
 from dataclasses import dataclass
