@@ -1,6 +1,6 @@
-"""``exit_with_parent``: a process whose parent is killed with SIGKILL (torchrun's launcher, here a small
-Python parent) stops: through its SIGTERM handler when it has one, at once after the grace time when it
-ignores SIGTERM. The test sees the child's end as the end of the pipe the child writes to."""
+"""``exit_with_parent``: a process whose parent is killed with SIGKILL (torchrun's launcher, or a small Python
+parent) stops: through its SIGTERM handler when it has one, at once after the grace time when it ignores
+SIGTERM. The test sees the child's end as the end of the pipe the child writes to."""
 import os
 import select
 import signal
@@ -25,8 +25,10 @@ while True:
 """
 PARENT = """
 import subprocess, sys
-subprocess.Popen([sys.executable, "-c", sys.argv[1]]).wait()
+subprocess.Popen([sys.executable, sys.argv[1]]).wait()
 """
+LAUNCHERS = {"python": [sys.executable, "-c", PARENT],
+             "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1"]}
 
 
 def _lines_until_closed(stream, timeout: float) -> list[str] | None:
@@ -43,11 +45,13 @@ def _lines_until_closed(stream, timeout: float) -> list[str] | None:
         buffer += chunk
 
 
-@pytest.mark.parametrize("ignore_sigterm,last_line", [(False, "terminated"), (True, None)])
-def test_the_child_exits_when_its_parent_is_killed(ignore_sigterm, last_line):
-    child_code = CHILD.format(ignore_sigterm=ignore_sigterm)
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, child_code], cwd=ROOT, stdout=subprocess.PIPE,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+@pytest.mark.parametrize("launcher,ignore_sigterm,last_line", [("python", False, "terminated"), ("python", True, None),
+                                                                ("torchrun", False, "terminated")])
+def test_the_child_exits_when_its_parent_is_killed(tmp_path, launcher, ignore_sigterm, last_line):
+    worker = tmp_path / "worker.py"
+    worker.write_text(CHILD.format(ignore_sigterm=ignore_sigterm))
+    parent = subprocess.Popen([*LAUNCHERS[launcher], str(worker)], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
     first = parent.stdout.readline().decode().split()
     assert first[0] == "ready", first
     child = int(first[1])
