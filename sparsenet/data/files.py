@@ -81,15 +81,20 @@ def fetch(url: str, target: Path, digest: str, algorithm: str = "sha256") -> Pat
         tmp.unlink(missing_ok=True)
 
 
-def require(folder: Path, names: list[str], dataset: str, hint: str = "") -> list[Path]:
-    """The paths of ``names`` in ``folder``; a ``DataError`` naming all missing ones otherwise, or the file
-    found where ``folder`` or one of its parents should be a folder."""
+def check_no_file_in_the_way(folder: Path, dataset: str) -> None:
+    """A ``DataError`` naming the file found where ``folder`` or one of its parents should be a folder."""
     for parent in (folder, *folder.parents):
         if parent.exists():
             if not parent.is_dir():
                 raise DataError(f"{dataset}: {parent} is a file, not a folder; --data_dir must name the folder that "
                                 f"holds {folder.name}/")
-            break
+            return
+
+
+def require(folder: Path, names: list[str], dataset: str, hint: str = "") -> list[Path]:
+    """The paths of ``names`` in ``folder``; a ``DataError`` naming all missing ones otherwise, or the file
+    found where ``folder`` or one of its parents should be a folder."""
+    check_no_file_in_the_way(folder, dataset)
     missing = [name for name in names if not (folder / name).exists()]
     if missing:
         raise DataError(f"{dataset}: missing {', '.join(missing)} in {folder}; pass --download to fetch them, "

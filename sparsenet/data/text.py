@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .bpe import EOS, cached_bpe
-from .files import DataError, data_root, os_errors_as_data_errors
+from .files import DataError, check_no_file_in_the_way, data_root, os_errors_as_data_errors
 from .translation import read_lines, read_pairs
 
 TEXT_DATASETS = ("multi30k", "openwebtext", "c4", "text")
@@ -45,6 +45,7 @@ def _multi30k_lines(data_dir) -> tuple[list[str], list[str]]:
 def _online_lines(name: str, data_dir, download: bool) -> tuple[list[str], list[str]]:
     folder = data_root(data_dir) / name
     files = (folder / "train.txt", folder / "valid.txt")
+    check_no_file_in_the_way(folder, name)
     if not all(f.exists() for f in files):
         if not download:
             raise DataError(f"{name}: not staged in {folder} (expected train.txt and valid.txt); pass --download to "

@@ -2,6 +2,7 @@
 is a tiny data set generated in tmp_path (a table: defect -> message), through the library loader and,
 for some rows, through ``python cli.py train``; good data loads to the very tensors its files hold."""
 import gzip
+import json
 import os
 import re
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from sparsenet.data import DataError, load_text, load_vision, split_validation
+from sparsenet.data import DataError, load_vision, split_validation
 from sparsenet.data.vision import IDX_SETS
 from tests.conftest import TINY_DATA
 
@@ -185,3 +186,47 @@ def test_good_data_loads_to_the_tensors_its_files_hold(root, name):
     assert torch.equal(data.train_x, normalise(images)) and torch.equal(data.test_x, normalise(test_images))
     assert torch.equal(data.train_y, torch.from_numpy(labels.astype(np.int64)))
     assert torch.equal(data.test_y, torch.from_numpy(test_labels.astype(np.int64)))
+
+
+def _substitute(root: Path, ids=None, meta: str | None = None, mosaic: bytes | None = None, size=(28 * 16, 28 * 16)):
+    """A tiny ``emnist-bymerge-test`` folder: one PNG mosaic of 28x28 tiles and its test.json."""
+    from PIL import Image
+    folder = root / "emnist-bymerge-test"
+    folder.mkdir(parents=True)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (size[0], size[1]), dtype=np.uint8))
+    image.save(folder / "X_test_0.png")
+    if mosaic is not None:
+        (folder / "X_test_0.png").write_bytes(mosaic)
+    count = size[0] // 28 * (size[1] // 28)
+    labels = (np.arange(count) % 47).tolist() if ids is None else ids
+    meta = json.dumps({"files": ["X_test_0.png"], "id": labels}) if meta is None else meta
+    (folder / "test.json").write_text(meta)
+    return folder
+
+
+SUBSTITUTE_CASES = {
+    "not JSON": (dict(meta="{files: "), "{folder}/test.json: not the substitute's metadata \\(a JSON object with "
+                                        "'files' and 'id'\\): JSONDecodeError"),
+    "no labels": (dict(meta='{"files": ["X_test_0.png"]}'), "{folder}/test.json: not the substitute's metadata .*"
+                                                             "KeyError"),
+    "text labels": (dict(ids=["a"] * 256), "{folder}/test.json: 'id' must be a list of integer labels$"),
+    "label 47": (dict(ids=[47] + [i % 47 for i in range(255)]), "{folder}/test.json: label 47 is outside the 47 "
+                                                                 "classes \\(labels must be 0..46\\)$"),
+    "mosaic not an image": (dict(mosaic=b"GIF89a garbage"), "{folder}/X_test_0.png: cannot decode the image"),
+    "mosaic cut": (dict(size=(30, 28)), "{folder}/X_test_0.png: a 30x28 mosaic is not made of 28x28 tiles$"),
+    "fewer labels than tiles": (dict(ids=[0] * 255), "emnist_bymerge_test_split: 256 tiles but 255 labels in "
+                                                     "{folder}/test.json$"),
+}
+
+
+def test_the_generated_substitute_is_good(tmp_path):
+    data = load_vision("emnist_bymerge_test_split", _substitute(tmp_path).parent)
+    assert data.train_x.shape[1] == 784 and data.train_x.shape[0] + data.test_x.shape[0] == 256
+
+
+@pytest.mark.parametrize("defect", list(SUBSTITUTE_CASES))
+def test_a_bad_substitute_is_one_line(tmp_path, defect):
+    changes, message = SUBSTITUTE_CASES[defect]
+    folder = _substitute(tmp_path, **changes)
+    with pytest.raises(DataError, match="^" + message.format(folder=folder)):
+        load_vision("emnist_bymerge_test_split", tmp_path)

@@ -2,6 +2,7 @@
 again with one line on stderr; a cache that cannot be written and a corpus that cannot be used are one-line
 DataErrors naming the path."""
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,28 @@ def test_an_empty_staged_corpus(tmp_path, cache, split):
         (folder / name).write_text("" if name == split else "some text\nmore text\n")
     with pytest.raises(DataError, match=f"^{folder / split}: holds no text; fill it, or delete it and fetch"):
         load_text("openwebtext", tmp_path / "data")
+
+
+def test_a_data_dir_that_is_a_file(tmp_path, cache):
+    (tmp_path / "afile").write_text("not a folder")
+    with pytest.raises(DataError, match=f"^openwebtext: {tmp_path / 'afile'} is a file, not a folder; --data_dir "
+                                        f"must name the folder that holds openwebtext/$"):
+        load_text("openwebtext", tmp_path / "afile")
+
+
+@pytest.mark.parametrize("case", ["utf-16 text", "cache blocked"])
+def test_the_cli_prints_one_error_line(tmp_path, cli, case):
+    corpus = _corpus(tmp_path / "corpus.txt")
+    cache = tmp_path / "cache"
+    if case == "utf-16 text":
+        corpus.write_bytes(corpus.read_text().encode("utf-16"))
+        message = f"error: {corpus}: cannot read ('utf-8' codec can't decode byte 0xff in position 0"
+    else:
+        _file_at(cache)
+        message = f"error: text: cannot write the BPE cache {cache}/bpe/lm-text ({cache}/bpe/lm-text: Not a directory)"
+    result = cli("train", "--model", "lm", "--dataset", "text", "--text_file", corpus, "--vocab_size", 60,
+                 "--wandb", "off", "--out_dir", tmp_path / "runs", cwd=tmp_path,
+                 env={**os.environ, "SPARSENET_DATA": str(cache)})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(message), lines[0]
