@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path
 
 
@@ -69,7 +70,11 @@ def fetch(url: str, target: Path, digest: str, algorithm: str = "sha256") -> Pat
     try:
         with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
             shutil.copyfileobj(response, out)
-        actual = content_hash(tmp, algorithm)
+        try:
+            actual = content_hash(tmp, algorithm)
+        except (OSError, EOFError, zlib.error) as error:  # a .gz that does not decompress
+            raise DataError(f"the download of {url} is not a valid gzip file ({str(error) or type(error).__name__}); "
+                            f"nothing was kept") from None
         if actual != digest:
             raise DataError(f"checksum mismatch for {url}: expected {algorithm} {digest}, got {actual}; "
                             f"nothing was kept")
