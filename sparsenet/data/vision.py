@@ -199,7 +199,10 @@ def _load_substitute(root: Path) -> VisionData:
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{SUBSTITUTE}: {images.shape[0]} tiles but {labels.shape[0]} labels in {meta_path}")
     check_labels(torch.from_numpy(labels), 47, meta_path)
-    train, test = _stratified_split(labels)
+    try:
+        train, test = _stratified_split(labels)
+    except ValueError as error:  # a class with a single image, fewer test images than classes
+        raise DataError(f"{meta_path}: its labels cannot be split 80/20 stratified ({error})") from None
     spec = IDX_SETS["emnist"]
     as_x = lambda idx: _normalise(torch.from_numpy(images[idx]), spec.mean, spec.std)
     return VisionData(SUBSTITUTE, as_x(train), torch.from_numpy(labels[train]).long(), as_x(test),

@@ -214,6 +214,9 @@ SUBSTITUTE_CASES = {
                                                                  "classes \\(labels must be 0..46\\)$"),
     "mosaic not an image": (dict(mosaic=b"GIF89a garbage"), "{folder}/X_test_0.png: cannot decode the image"),
     "mosaic cut": (dict(size=(30, 28)), "{folder}/X_test_0.png: a 30x28 mosaic is not made of 28x28 tiles$"),
+    "a class of one image": (dict(ids=[46] + [i % 46 for i in range(255)]),
+                             "{folder}/test.json: its labels cannot be split 80/20 stratified \\(The least populated .*"
+                             "only 1 member"),
     "fewer labels than tiles": (dict(ids=[0] * 255), "emnist_bymerge_test_split: 256 tiles but 255 labels in "
                                                      "{folder}/test.json$"),
 }
