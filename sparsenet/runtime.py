@@ -56,8 +56,9 @@ def exit_with_parent(poll_seconds: float = 1.0, grace_seconds: float = 60.0) -> 
     A daemon thread polls ``os.getppid()`` every ``poll_seconds``; once the process has been re-parented (the
     parent is gone) it sends this process SIGTERM, which a run turns into a stop at its last checkpoint (exit
     143; without a handler SIGTERM ends the process). A process still alive ``grace_seconds`` later (say,
-    blocked in a collective with a peer that is gone too) exits at once with code 143. Call it once, early;
-    later calls return the same thread. Returns the watching thread."""
+    blocked in a collective with a peer that is gone too) exits at once with code 143. Call it once, early, and
+    only where the parent owns the process's lifetime (torchrun's workers): a run meant to outlive its shell
+    (``nohup``) must not call it. Later calls return the same thread. Returns the watching thread."""
     global _parent_watch
     if _parent_watch is not None:
         return _parent_watch
