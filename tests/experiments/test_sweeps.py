@@ -347,3 +347,73 @@ def test_sigterm_to_a_sweep_stops_its_runs_and_a_second_call_resumes_them(tmp_pa
     sweeps.run_local(sweeps.load_sweep(tmp_path / "long.yaml"), tmp_path / "long.yaml", runs_dir=runs_dir,
                      dry_run=True, wandb="off", printer=lines.append)
     assert [shlex.split(line)[2:] for line in lines] == [["train", f"--resume={run_dir}"]]
+
+
+# ------------------------------------------------------------------------------------------ workers sharing a queue
+
+def _hold_lock_in_another_process(run_dir: Path):
+    """A process that takes the run's lock, says so on stdout, and holds it until its stdin closes."""
+    import subprocess
+    script = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+              "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", script, str(run_dir / sweeps.LOCK_FILE)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_run_held_by_another_worker_is_skipped_and_taken_over_when_that_worker_dies(tmp_path):
+    spec = _spec(**TINY, method={"value": "set"}, seed={"values": [0, 1]})
+    held, free = _run_dirs(spec, tmp_path)
+    holder = _hold_lock_in_another_process(held)
+    try:
+        lines = []
+        counts = sweeps.run_local(spec, "tiny.yaml", runs_dir=tmp_path, wandb="off", printer=lines.append)
+        assert counts == {"total": 2, "skipped": 1, "finished": 1, "failed": 0}
+        assert f"skipped: {held.name} (held by another worker)" in lines
+        assert (free / "summary.json").exists() and not (held / "config.json").exists()  # never started
+    finally:
+        holder.stdin.close()  # the holder exits: the kernel drops its lock, as for a worker that died
+        holder.wait()
+    counts = sweeps.run_local(spec, "tiny.yaml", runs_dir=tmp_path, wandb="off", printer=lambda line: None)
+    assert counts == {"total": 2, "skipped": 1, "finished": 1, "failed": 0}
+    assert (held / "summary.json").exists()
+
+
+def test_two_workers_sharing_a_queue_launch_each_run_once(tmp_path, monkeypatch):
+    """Two workers start on the same two-run queue at once; each launch waits at a barrier for a second launch,
+    which only the other worker on the other run can make. Without the lock both would launch the first run."""
+    import threading
+    spec = _spec(**TINY, method={"value": "set"}, seed={"values": [0, 1]})
+    barrier, launched = threading.Barrier(2, timeout=120), []
+
+    def launch(run, command, env, lock):
+        launched.append(run.name)
+        barrier.wait()
+        (run.directory / "summary.json").write_text("{}")
+        return 0, ""
+
+    monkeypatch.setattr(sweeps, "_launch", launch)
+    results = [None, None]
+
+    def worker(index):
+        results[index] = sweeps.run_local(spec, "tiny.yaml", runs_dir=tmp_path, wandb="off", printer=lambda line: None)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(launched) == sorted(path.name for path in _run_dirs(spec, tmp_path))
+    assert sorted((r["finished"], r["skipped"]) for r in results) == [(1, 1), (1, 1)]
+
+
+def test_a_run_whose_worker_died_mid_run_is_resumed_not_restarted(tmp_path):
+    """The plan said "new run"; a checkpoint written since (by a worker that died) turns it into a resume."""
+    run_dir = tmp_path / "r"
+    run = sweeps.Run({}, "r", run_dir, tmp_path / "r.log", [sys.executable, "cli.py", "train", "--seed=0"])
+    assert sweeps.current_command(run) == run.command
+    run_dir.mkdir()
+    (run_dir / "checkpoint.pt").write_bytes(b"")
+    assert sweeps.current_command(run) == [sys.executable, "cli.py", "train", f"--resume={run_dir}"]
