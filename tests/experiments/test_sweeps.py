@@ -4,14 +4,16 @@ import itertools
 import json
 import math
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
 
 import pytest
+from fire.parser import DefaultParseValue
 
 from sparsenet.experiments import sweeps
-from sparsenet.train import CONFIGS, check_option_names, classify, translate
+from sparsenet.train import CONFIGS, RECIPES, check_option_names
 from tests.conftest import TINY_DATA
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +35,15 @@ def test_the_paper_sweeps_and_their_cpu_twins_exist():
     names = {path.stem for path in SWEEPS}
     paper = {"mlp_99", "transformer_90", "transformer_95", "ablation_init", "ablation_init_bsw",
              "ablation_init_bsf_fixes", "ablation_removal", "ablation_regrowth", "zeta", "sst_vs_chts"}
-    assert paper | {name + "_cpu" for name in paper} | {SMOKE} == names
+    results = {"results_mlp_99", "results_mlp_99_one_seed", "results_mlp_99_cht_authors", "results_mlp_whole_train",
+               "results_cht_anp", "results_cht_anp_fashion_mnist", "results_transformer_multi30k",
+               "results_transformer_multi30k_one_seed", "results_lm", "results_lm_dense", "results_lm_dense_kaiming",
+               "results_lm_static", "results_lm_set_swi", "results_scale_chts", "results_scale_set"}
+    assert paper | {name + "_cpu" for name in paper} | {SMOKE} | results == names
+
+
+def test_results_holds_no_scripts_its_queues_are_sweeps():
+    assert not [path.name for path in (ROOT / "results").rglob("*") if path.suffix in (".sh", ".py")]
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
@@ -42,15 +52,21 @@ def test_sweep_file_is_a_wandb_sweep_of_valid_train_runs(path, tmp_path):
     sweeps.check_sweep(spec, OPTIONS)
     assert spec["program"] == "cli.py" and spec["command"] == COMMAND and spec["project"] == "sparsenet"
     assert spec["name"] == path.stem
-    assert path.stem == SMOKE or "method.md §" in spec["description"]  # a paper sweep cites the paper's result
+    if path.stem.startswith("results_"):  # a results page's queue names the page and its command
+        page = re.search(r"results/\w+\.md", path.read_text().splitlines()[0]).group()
+        assert (ROOT / page).is_file() and f"python cli.py sweep sweeps/{path.name}" in path.read_text()
+    else:
+        assert path.stem == SMOKE or "method.md §" in spec["description"]  # a paper sweep cites the paper's result
     runs = sweeps.expand(spec)
     assert len({sweeps.run_name(params) for params in runs}) == len(runs)
     for params in runs:
-        options = dict(params, init_topology=str(tmp_path)) if "init_topology" in params else dict(params)
+        options = {k: DefaultParseValue(str(v)) for k, v in params.items()}  # as the run's command line gives them
+        if "init_topology" in params:
+            options["init_topology"] = str(tmp_path)
         model = options.pop("model", "mlp")
         check_option_names(CONFIGS, model, options)
-        (classify if model == "mlp" else translate).build_config(**options)
-    assert spec["metric"]["name"] == ("best_test_accuracy" if model == "mlp" else "bleu")
+        RECIPES[model].build_config(model=model, **options)
+    assert spec["metric"]["name"] == {"mlp": "best_test_accuracy", "transformer": "bleu", "lm": "best_valid_ppl"}[model]
 
 
 def test_sst_sources_are_the_run_directories_of_the_mlp_99_chts_runs():
