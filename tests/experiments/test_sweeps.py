@@ -13,6 +13,7 @@ import pytest
 from fire.parser import DefaultParseValue
 
 from sparsenet.experiments import sweeps
+from sparsenet.topology import WEIGHT_INITS
 from sparsenet.train import CONFIGS, RECIPES, check_option_names
 from tests.conftest import TINY_DATA
 
@@ -433,3 +434,18 @@ def test_a_run_whose_worker_died_mid_run_is_resumed_not_restarted(tmp_path):
     run_dir.mkdir()
     (run_dir / "checkpoint.pt").write_bytes(b"")
     assert sweeps.current_command(run) == [sys.executable, "cli.py", "train", f"--resume={run_dir}"]
+
+
+def test_the_pending_language_model_sweep_waits_only_for_its_three_missing_options():
+    """sweeps/pending/results_lm_authors.yaml runs once --model lm has --zeta_decay, --rewarm_steps and a
+    N(0, 0.02²) value initialiser; this fails as soon as one lands, so that the sweep moves to sweeps/."""
+    spec = sweeps.load_sweep(ROOT / "sweeps" / "pending" / "results_lm_authors.yaml")
+    sweeps.check_sweep(spec, OPTIONS)
+    params = {k: DefaultParseValue(str(v)) for k, v in sweeps.expand(spec)[0].items()}
+    model = params.pop("model")
+    waiting = {"zeta_decay", "rewarm_steps", "weights"}
+    check_option_names(CONFIGS, model, {k: v for k, v in params.items() if k not in waiting})
+    for name in waiting - {"weights"}:
+        with pytest.raises(ValueError, match=name):
+            check_option_names(CONFIGS, model, {name: params[name]})
+    assert params["weights"] not in WEIGHT_INITS  # no N(0, 0.02²) initialiser for sparse values yet
