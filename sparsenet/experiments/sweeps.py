@@ -495,9 +495,9 @@ def run_local(spec: dict, sweep_path, runs_dir="runs", workers: int = 1, count: 
     """Run the sweep here, ``workers`` runs at a time, into ``RUNS_DIR/SWEEP/`` (see the module docstring).
 
     Finished runs are skipped, interrupted ones resumed, runs another worker holds skipped (and counted so);
-    a failing run is recorded in failed.jsonl and the sweep goes on. ``dry_run`` prints each pending run's command and runs (and creates) nothing.
-    ``extra_args`` (e.g. ``["--data_dir=../data"]``) go to every new run; each run is ``nproc_per_node``
-    torchrun processes when that is > 1. Returns the counts
+    a failing run is recorded in failed.jsonl and the sweep goes on. ``dry_run`` prints each pending run's
+    command and runs (and creates) nothing. ``extra_args`` (e.g. ``["--data_dir=../data"]``) go to every new
+    run; each run is ``nproc_per_node`` torchrun processes when that is > 1. Returns the counts
     ``{"total", "skipped", "finished", "failed"}``.
     """
     if workers < 1:

@@ -194,7 +194,7 @@ def test_the_tables_of_a_results_page_regenerate_byte_identically_from_its_recor
         generated = _table_blocks(records_table(ROOT / folder))
         assert generated, folder
         for table in generated:
-            assert table in text, f"{page.name}: a table of `python cli.py table {folder}` is not in the page as printed"
+            assert table in text, f"{page.name}: a table of `cli.py table {folder}` is not in the page as printed"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda path: path.stem)
