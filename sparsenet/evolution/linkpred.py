@@ -255,12 +255,21 @@ def check_path_scoring(indices: torch.Tensor, shape: tuple[int, int], memory_bud
     """Raise ``ValueError`` if CH3-L3p's path factors (Σ degree² on both sides, 24 bytes each) would exceed
     16 memory budgets (4 GiB by default): path-based scoring grows with degree cubed."""
     rows, cols = indices
-    entries = int((torch.bincount(rows, minlength=shape[0]).double() ** 2).sum()
-                  + (torch.bincount(cols, minlength=shape[1]).double() ** 2).sum())
+    try:
+        check_path_degrees(torch.bincount(rows, minlength=shape[0]), torch.bincount(cols, minlength=shape[1]),
+                           memory_budget)
+    except ValueError as error:
+        raise ValueError(f"CH3-L3p on a {shape[0]}x{shape[1]} layer with {rows.numel():,} links {error}") from None
+
+
+def check_path_degrees(out_degree: torch.Tensor, in_degree: torch.Tensor, memory_budget: int = DEFAULT_BUDGET
+                       ) -> None:
+    """``check_path_scoring`` from a layer's degrees ``(out,)`` and ``(in,)`` (exact, or planned mean degrees
+    before the layer exists); the error's message goes on from the layer it names ("needs ...")."""
+    entries = float((out_degree.double() ** 2).sum() + (in_degree.double() ** 2).sum())
     if not path_factors_fit(entries, memory_budget):
-        raise ValueError(f"CH3-L3p on a {shape[0]}x{shape[1]} layer with {rows.numel():,} links needs {entries:,} "
-                         f"path factors (~{entries * 24 / 2**30:.1f} GiB); use the node-based ch3_l3n or ch2_l3n "
-                         f"regrowth at this density")
+        raise ValueError(f"needs {entries:,.0f} path factors (~{entries * 24 / 2**30:.1f} GiB: degree cubed); use "
+                         f"the node-based ch3_l3n or ch2_l3n regrowth (e.g. --regrowth ch2_l3n_soft) at this density")
 
 
 def _row_slice(matrix: torch.Tensor, start: int, stop: int) -> torch.Tensor:
