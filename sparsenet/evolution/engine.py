@@ -34,8 +34,8 @@ from .linkpred import DEFAULT_BUDGET
 from .methods import Method
 from .optimizer_state import remap_optimizer_state, remap_positions
 from .percolation import Chain, percolate
-from .regrowth import regrowth_rule
-from .removal import removal_rule
+from .regrowth import REGROWTHS
+from .removal import REMOVALS
 from .schedule import DensitySchedule, Schedule
 from .selection import keep_mask, keep_per_sign, select_absent
 
@@ -83,9 +83,9 @@ class TopologyEngine:
         self.history = {self.names[l]: (torch.empty(0, dtype=torch.int64), torch.empty(0)) for l in self.layers}
         self._captured = {}
         dynamic = method.removal is not None
-        self.removal = removal_rule(method.removal_score) if dynamic else None
-        self.prune = removal_rule(method.prune_score or method.removal_score) if dynamic else None
-        self.regrowth = regrowth_rule(method.regrowth_kind) if dynamic else None
+        self.removal = REMOVALS[method.removal_score] if dynamic else None
+        self.prune = REMOVALS[method.prune_score or method.removal_score] if dynamic else None
+        self.regrowth = REGROWTHS[method.regrowth_kind] if dynamic else None
         if dynamic and self.regrowth.preflight is not None:  # fail now, not after an epoch
             for layer in self.layers:
                 rows, cols = layer.indices

@@ -12,9 +12,9 @@ Any field can be overridden by name (``make_method``); ``register_method`` adds 
 """
 from dataclasses import dataclass, field, replace
 
-from .registry import check_new_name, unknown_name
-from .regrowth import regrowth_names, regrowth_rule
-from .removal import REMOVALS, removal_names, removal_rule
+from .registry import Registry, unknown_name
+from .regrowth import REGROWTHS
+from .removal import REMOVALS
 from .schedule import DENSITY_SCHEDULES, ZETA_DECAYS
 
 
@@ -56,7 +56,7 @@ class Method:
 
     @property
     def removal_per_sign(self) -> bool:
-        return removal_rule(self.removal_score).per_sign
+        return REMOVALS[self.removal_score].per_sign
 
     def validate(self) -> "Method":
         for flag in ("percolation", "historical_weights"):
@@ -65,16 +65,15 @@ class Method:
         if (self.removal is None) != (self.regrowth is None):
             raise ValueError(f"method {self.name!r}: removal and regrowth go together (got {self.removal!r}, "
                              f"{self.regrowth!r})")
-        if self.removal is not None and self.removal not in removal_names():
-            if self.removal_soft and self.removal_score in removal_names():
+        if self.removal is not None and self.removal not in REMOVALS.names():
+            if self.removal_soft and self.removal_score in REMOVALS:
                 raise ValueError(f"removal {self.removal!r}: the sign-split rule is hard only "
                                  f"(use {self.removal_score})")
-            removal_rule(self.removal)
-        if self.regrowth is not None and self.regrowth not in regrowth_names():
-            regrowth_rule(self.regrowth)
+            REMOVALS.lookup(self.removal)
+        if self.regrowth is not None and self.regrowth not in REGROWTHS.names():
+            REGROWTHS.lookup(self.regrowth)
         if self.prune_score is not None and self.prune_score not in REMOVALS:
-            raise ValueError(unknown_name("prune_score", self.prune_score, sorted(REMOVALS),
-                                          "register_removal(name, score)"))
+            raise ValueError(unknown_name("prune_score", self.prune_score, sorted(REMOVALS), REMOVALS.how))
         if self.early_stop is not None and self.density_schedule != "constant":
             raise ValueError(f"method {self.name!r}: early_stop stops all updates, so it cannot go with the "
                              f"decaying density schedule {self.density_schedule!r}")
@@ -90,26 +89,23 @@ class Method:
         return self
 
 
-METHODS: dict[str, Method] = {}
+METHODS = Registry("method", "register_method(Method(name, ...))")
 
 
 def register_method(method: Method, replace: bool = False) -> Method:
     """Register ``method`` under ``method.name`` (for ``make_method``, ``DST(method=...)``, the CLI's ``--method``
     and every list of method names), after checking its rules are registered; ``replace``: allow replacing one."""
-    check_new_name(method.name, METHODS, "method", replace)
-    METHODS[method.name] = method.validate()
-    return method
+    return METHODS.add(method.name, method.validate(), replace)
 
 
 def method_names() -> list[str]:
     """The registered methods' names, in registration order (the built-in ones first)."""
-    return list(METHODS)
+    return METHODS.names()
 
 
 def make_method(name: str, **overrides) -> Method:
     """The registered method ``name`` with fields replaced by the non-None ``overrides``."""
-    if name not in METHODS:
-        raise ValueError(unknown_name("method", name, sorted(METHODS), "register_method(Method(name, ...))"))
+    METHODS.lookup(name)
     fields = {f for f, spec in Method.__dataclass_fields__.items() if spec.init} - {"name"}
     unknown = set(overrides) - fields
     if unknown:

@@ -15,3 +15,30 @@ def check_new_name(name: str, registry: dict, what: str, replace: bool) -> None:
                          f"sampling), got {name!r}")
     if name in registry and not replace:
         raise ValueError(f"{what} {name!r} is already registered; pass replace=True to replace it")
+
+
+class Registry(dict):
+    """Registered items by name (``what``: "removal", "regrowth" or "method"; ``how``: the call that registers
+    one, for the error). An item may answer to several names (``item.names``: a rule and its ``_soft`` form)."""
+
+    def __init__(self, what: str, how: str):
+        super().__init__()
+        self.what, self.how = what, how
+
+    def add(self, name: str, item, replace: bool = False):
+        """Register ``item`` as ``name`` (see ``check_new_name``) and return it."""
+        check_new_name(name, self, f"{self.what} rule" if self.what != "method" else "method", replace)
+        self[name] = item
+        return item
+
+    def lookup(self, name: str):
+        """The item registered as ``name``; ``ValueError`` listing every registered name if none."""
+        if name not in self:
+            raise ValueError(unknown_name(self.what, name, self.names(sort=True), self.how))
+        return self[name]
+
+    def names(self, sort: bool = False) -> list[str]:
+        """Every name the items answer to: their own names (in registration order, or sorted), then the others."""
+        items = sorted(self.items()) if sort else list(self.items())
+        every = [getattr(item, "names", [name]) for name, item in items]
+        return [names[0] for names in every] + [name for names in every for name in names[1:]]

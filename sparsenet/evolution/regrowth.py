@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 import torch
 
 from .linkpred import DEFAULT_BUDGET, MIN_BLOCKS, ch_score_blocks, check_path_degrees
-from .registry import check_new_name, unknown_name
+from .registry import Registry
 
 Blocks = Iterator[tuple[torch.Tensor, torch.Tensor]]
 
@@ -80,7 +80,7 @@ class RegrowthRule:
         return [self.name] if self.blocks is None else [self.name, self.name + "_soft"]
 
 
-REGROWTHS: dict[str, RegrowthRule] = {}
+REGROWTHS = Registry("regrowth", "register_regrowth(name, blocks)")
 
 
 def register_regrowth(name: str, blocks: Callable[..., Blocks] | None, *, needs_activations: bool = False,
@@ -94,21 +94,7 @@ def register_regrowth(name: str, blocks: Callable[..., Blocks] | None, *, needs_
     rule cannot score such a layer (checked before training), its message going on from "RULE regrowth on the
     IN->OUT layer" ("needs ..."). ``link_prediction``: the CH variant it computes,
     for memory planning. ``replace``: allow replacing a registered rule."""
-    check_new_name(name, REGROWTHS, "regrowth rule", replace)
-    REGROWTHS[name] = RegrowthRule(name, blocks, needs_activations, preflight, link_prediction)
-    return REGROWTHS[name]
-
-
-def regrowth_rule(name: str) -> RegrowthRule:
-    """The registered rule ``name`` (without ``_soft``); ``ValueError`` listing the registered names if none."""
-    if name not in REGROWTHS:
-        raise ValueError(unknown_name("regrowth", name, regrowth_names(), "register_regrowth(name, blocks)"))
-    return REGROWTHS[name]
-
-
-def regrowth_names() -> list[str]:
-    """Every name a method's ``regrowth`` may take: the rules, then the ``_soft`` forms of those that score."""
-    return list(REGROWTHS) + [rule.name + "_soft" for rule in REGROWTHS.values() if rule.blocks is not None]
+    return REGROWTHS.add(name, RegrowthRule(name, blocks, needs_activations, preflight, link_prediction), replace)
 
 
 register_regrowth("random", None)

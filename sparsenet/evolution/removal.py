@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from .registry import check_new_name, unknown_name
+from .registry import Registry
 
 RI_EPSILON = 1e-5
 
@@ -60,30 +60,17 @@ class RemovalRule:
         return self.score(layer, **{name: getattr(method, name) for name in self.parameters})
 
 
-REMOVALS: dict[str, RemovalRule] = {}
+REMOVALS = Registry("removal", "register_removal(name, score)")
 
 
 def register_removal(name: str, score: Callable[..., torch.Tensor], *, per_sign: bool = False,
                      parameters: tuple[str, ...] = (), replace: bool = False) -> RemovalRule:
     """Register the removal rule ``name`` (usable as ``removal=name`` or ``name + "_soft"`` by any method, the
     CLI's ``--removal`` and ``prune_score``): ``score(layer, **kw) -> (nnz,)`` float scores of the layer's links,
-    higher = more worth keeping. ``per_sign``: keep the largest |score| per sign (hard only). ``parameters``:
-    names of ``Method`` fields passed to ``score`` as keywords. ``replace``: allow replacing a registered rule."""
-    check_new_name(name, REMOVALS, "removal rule", replace)
-    REMOVALS[name] = RemovalRule(name, score, per_sign, tuple(parameters))
-    return REMOVALS[name]
-
-
-def removal_rule(name: str) -> RemovalRule:
-    """The registered rule ``name`` (without ``_soft``); ``ValueError`` listing the registered names if none."""
-    if name not in REMOVALS:
-        raise ValueError(unknown_name("removal", name, removal_names(), "register_removal(name, score)"))
-    return REMOVALS[name]
-
-
-def removal_names() -> list[str]:
-    """Every name a method's ``removal`` may take: the rules, then their ``_soft`` forms."""
-    return sorted(REMOVALS) + [rule.name + "_soft" for _, rule in sorted(REMOVALS.items()) if not rule.per_sign]
+    higher = more worth keeping. ``per_sign``: keep the largest scores per sign of the weights (hard only).
+    ``parameters``: names of ``Method`` fields passed to ``score`` as keywords. ``replace``: allow replacing a
+    registered rule."""
+    return REMOVALS.add(name, RemovalRule(name, score, per_sign, tuple(parameters)), replace)
 
 
 register_removal("wm", magnitude)

@@ -14,7 +14,7 @@ from ..data import VisionData, load_vision, split_validation
 from ..data.vision import DATASETS, image_shape
 from ..evolution import DensitySchedule, TopologyEngine, method_schedule
 from ..evolution.linkpred import DEFAULT_BUDGET
-from ..evolution.regrowth import regrowth_rule
+from ..evolution.regrowth import REGROWTHS
 from ..models import MLP
 from ..runtime import peak_rss_bytes
 from ..topology import copy_topology, init_sparse_model, sparse_layers
@@ -114,7 +114,7 @@ class ClassifyConfig(RunConfig):
         """Refuse a regrowth rule whose preflight refuses a layer (CH3-L3p where its path factors would not fit:
         the first update would fail) before any work, from the layers' mean degrees."""
         regrowth = self.engine_method().regrowth_kind if self.method != "fc" else None
-        preflight = regrowth and regrowth_rule(regrowth).preflight
+        preflight = regrowth and REGROWTHS[regrowth].preflight
         if not preflight:
             return
         for (a, b), density in zip(self.sparse_shapes(), map(max, self.start_densities(), self.final_densities())):
@@ -127,7 +127,7 @@ class ClassifyConfig(RunConfig):
     def link_prediction(self) -> str | None:
         """The CH variant the regrowth scores with ("CH3-L3p", ...), ``None`` for random or gradient regrowth."""
         regrowth = self.engine_method().regrowth_kind if self.method != "fc" else None
-        return regrowth_rule(regrowth).link_prediction if regrowth else None
+        return REGROWTHS[regrowth].link_prediction if regrowth else None
 
     def layer_sizes(self) -> tuple:
         """Inputs, hidden widths, classes: the sizes a topology must have been made for."""
