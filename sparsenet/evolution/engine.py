@@ -2,7 +2,8 @@
 
 Call ``engine.step(global_step)`` after ``optimizer.step()`` and before ``zero_grad()`` (MEST reads the
 current gradient, RigL the current batch's activations). When an update is due it:
-  1. scores every sparse layer's links and keeps ``n - ⌊ζ n⌋`` (hard, soft, or per sign), after first
+  1. scores every sparse layer's links by the method's removal rule (``removal.REMOVALS``) and keeps
+     ``n - ⌊ζ n⌋`` (hard, soft, or per sign), after first
      pruning to the density schedule's target when that shrinks (CHTss by RI); with MEST's ``excess``
      turnover it instead prunes to the final density and regrows to the elastic target;
   2. percolates dead neurons over the model's declared relations (``model.percolation_relations()``);
@@ -17,7 +18,9 @@ current gradient, RigL the current batch's activations). When an update is due i
      from the activations of every rank's part of the batch, and broadcasts the new links, values and the
      early-stop flags; the other ranks move their optimizer state by key, as rank 0 did;
   6. returns statistics (with ``topology_hash``, a digest of every layer's links); ``state_dict()`` /
-     ``load_state_dict()`` hold what resuming needs.
+     ``load_state_dict()`` hold what resuming needs, keyed by the sparse modules' names.
+Regrowth asks the method's regrowth rule (``regrowth.REGROWTHS``) for score blocks, giving it what the rule says
+it needs (the captured inputs and output gradients for RigL's); the engine never branches on a rule's name.
 """
 import hashlib
 import time
