@@ -71,14 +71,15 @@ def check_optimizers(model: nn.Module, optimizers) -> None:
     names = {}
     for name, module in model.named_modules():
         names.setdefault(module, name)
-    missing = [names[layer] for layer in sparse_layers(model) if id(layer.values) not in held]
-    if len(missing) == len(sparse_layers(model)):
+    layers = sparse_layers(model)
+    missing = [names[layer] for layer in layers if id(layer.values) not in held]
+    if len(missing) == len(layers):
         raise ValueError(f"the optimizer holds none of the sparse layers' values (the first: {missing[0]!r}), so "
                          f"they would never train: build the optimizer after sparsenet.sparsify(model, ...), "
                          f"which replaces the modules and their parameters")
     if missing:
         raise ValueError(f"the optimizer does not hold the values of the sparse layer {missing[0]!r} "
-                         f"({len(missing)} of {len(sparse_layers(model))} missing), so it would never train: "
+                         f"({len(missing)} of {len(layers)} missing), so it would never train: "
                          f"pass every SparseLinear's values to the optimizer(s)")
 
 
@@ -100,6 +101,7 @@ class DST:
     sparsity: the final sparsity (default: each layer's current one). relations: percolation relations
     (default ``find_relations(model)``). seed: the engine's generator. ``method_options``: ``Method``
     fields to override. ``step()`` counts optimizer steps and returns an update's statistics or None.
+    Every argument, the optimizer and the schedule are checked here, before any step (one-line ``ValueError``).
     """
 
     def __init__(self, model: nn.Module, optimizer, method: str = "chts", *, total_steps: int,
@@ -111,10 +113,11 @@ class DST:
         check_arguments(update_interval, zeta, sparsity, seed, total_steps)
         check_optimizers(model, optimizer)
         schedule = method_schedule(chosen, update_interval, total_steps, zeta)
-        if chosen.removal is not None and schedule.last_update == 0:
+        if chosen.removal is not None and schedule.last_update <= 0:
+            fix = f"choose update_interval < {schedule.end}" if schedule.end > 1 else "choose a longer total_steps"
             raise ValueError(f"update_interval {update_interval} leaves no topology update before step "
                              f"{schedule.end} (of total_steps {total_steps}) for the dynamic method {method!r}: "
-                             f"choose update_interval < {schedule.end}, or method='static'")
+                             f"{fix}, or method='static'")
         relations = find_relations(model) if relations is None else list(relations)
         if chosen.percolation and not relations:
             warnings.warn(f"DST {method}: no percolation relations found in this model's module names, so dead "

@@ -101,6 +101,8 @@ DST_BAD = [  # (DST arguments besides the model, the expected message fragment)
     (dict(total_steps=100, seed=1.5), "seed must be an int"),
     (dict(total_steps=100, update_interval=100, method="set"), "update_interval 100 leaves no topology update"),
     (dict(total_steps=100, update_interval=80, method="rigl"), "choose update_interval < 75"),
+    (dict(total_steps=1, method="rigl"), "leaves no topology update before step 0 (of total_steps 1) for the dynamic "
+     "method 'rigl': choose a longer total_steps"),
     (dict(total_steps=100, optimizer=None), "optimizer must be a torch.optim.Optimizer or a list of them"),
     (dict(total_steps=100, optimizer=[]), "optimizer must be a torch.optim.Optimizer or a list of them"),
     (dict(total_steps=100, method="chtx"), "unknown method 'chtx'"),
