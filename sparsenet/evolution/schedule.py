@@ -80,8 +80,8 @@ class DensitySchedule:
     """Target density of the sparse layers over training (fraction of t_end elapsed → density).
 
     constant: the final density throughout. elastic (MEST's EM&S): final + 5% until 60% of t_end, then
-    final + 2.5%, reaching final at t_end. sigmoid (CHTss, method.md §9): from ``initial`` to final along
-    a normalised logistic curve of curvature k over the updates.
+    final + 2.5%, reaching final at t_end. sigmoid (the CHTss paper, arXiv 2501.19107, §3.3 eq. 4): from
+    ``initial`` to final along a normalised logistic curve of curvature k over the updates.
     """
     final: float
     kind: str = "constant"
