@@ -45,7 +45,7 @@ class Schedule:
     @property
     def last_update(self) -> int:
         """The step of the last update (0 if none fits before ``end``)."""
-        return (self.end - 1) // self.update_interval * self.update_interval
+        return max(0, (self.end - 1) // self.update_interval * self.update_interval)
 
     def is_update(self, step: int) -> bool:
         return 0 < step < self.end and step % self.update_interval == 0
