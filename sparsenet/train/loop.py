@@ -69,7 +69,6 @@ class Built:
     selection state)."""
     unit = "step"
     checkpoint_every = None
-    best: dict = {}
 
     def batch_loss(self, batch) -> tuple[torch.Tensor, int, dict]:
         """``(loss, weight, counts)`` of this rank's part of ``batch``: the loss to backpropagate (summed over
