@@ -26,6 +26,9 @@ def run(recipe, config, resume: str | Path | None = None, device: str | None = N
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt") if resume else None  # on the CPU, moved below
     if is_main():
         remove_stale_temporaries(run_dir)  # left by a kill during a checkpoint write
+    if checkpoint and "clock" not in checkpoint:
+        raise ValueError(f"--resume {run_dir}: its checkpoint was written by a sparsenet before the shared training "
+                         f"loop; continue it with that version, or start it again with --restart")
     if checkpoint:
         config = recipe.CONFIG(**{**checkpoint["config"], **({"device": device} if device else {})})
         check_world_size(checkpoint)

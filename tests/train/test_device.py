@@ -85,3 +85,10 @@ def test_a_run_resumes_on_another_device_with_its_topology_and_values(tmp_path, 
     for name, tensor in saved["model"].items():  # every value and every link, now on the resumed device
         assert seen["model"][name].device.type == resumed and torch.equal(seen["model"][name].cpu(), tensor), name
     assert all(m.device.type == resumed for m in seen["momentum"])
+
+
+def test_a_checkpoint_of_the_loop_before_it_was_shared_is_refused_in_one_line(tmp_path):
+    run_dir = tmp_path / "old"
+    save_checkpoint(run_dir / "checkpoint.pt", {"model": {}, "epoch": 1, "global_step": 23, "config": {}})
+    with pytest.raises(ValueError, match="its checkpoint was written by a sparsenet before the shared training loop"):
+        classify.train(None, resume=run_dir)
