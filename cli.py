@@ -19,7 +19,8 @@ Ctrl-C or SIGTERM stops the run at once and exits 130 or 143; the last checkpoin
 or evaluation) is intact, and --resume continues from it exactly.
 
 Usage: python cli.py train [--model mlp|transformer] [--OPTION VALUE ...]
-  --resume DIR  continue the run in DIR from its last checkpoint; takes no other option (its config is used).
+  --resume DIR  continue the run in DIR from its last checkpoint; takes no other option (its config is used)
+                but --device, to continue on another device.
   --restart     start again from scratch in a run directory that already holds a checkpoint (without it, such
                 a command stops and says how to resume).
   --plugin MODULE  import MODULE (a module name or a .py file; any command, repeatable) before the options are
@@ -46,7 +47,7 @@ class CLI:
             distributed.setup()  # under torchrun: join the ranks' process group (gloo)
             recipe, config, run_dir = open_run(model, options, resume, restart)
             stop_on_sigterm()
-            summary = recipe.train(config, resume=resume)
+            summary = recipe.train(config, resume=resume, device=options.get("device") if resume else None)
         except (ValueError, DataError) as error:
             if distributed.world_size() == 1:
                 raise SystemExit(f"error: {error}")
@@ -70,7 +71,8 @@ class CLI:
     @typed
     def sweep(self, path: str, local: bool = False, dry_run: bool = False, workers: int = 1, count: int | None = None,
               seed: int = 0, runs_dir: str = "runs", data_dir: str | None = None, wandb: str = "offline",
-              agents: int = 1, project: str | None = None, entity: str | None = None, nproc_per_node: int = 1):
+              agents: int = 1, project: str | None = None, entity: str | None = None, nproc_per_node: int = 1,
+              device: str | None = None):
         """Run a W&B sweep YAML (sweeps/*.yaml): on W&B when you are logged in, else here.
 
         Logged in (and without --local): creates the sweep with the W&B API and runs --agents agents here
@@ -96,6 +98,7 @@ class CLI:
             entity: W&B entity (default your default entity).
             nproc_per_node: processes per run (torchrun --standalone on this machine; threads per process
                 are the cores split between workers x processes).
+            device: every run's --device (auto, cpu, cuda, cuda:N), unless the YAML sets it; checked here first.
         """
         from sparsenet.experiments import sweeps
         from sparsenet.train.tracking import wandb_mode
@@ -104,13 +107,19 @@ class CLI:
             spec = sweeps.load_sweep(path)
             sweeps.check_sweep(spec, sweeps.train_options())
             sweeps.launcher(nproc_per_node)  # a bad process count stops here, before any run
+            if device is not None:
+                from sparsenet.train.device import resolve_device
+                resolve_device(device)  # a device this machine lacks stops here too
             if local or dry_run or wandb_mode("auto") != "online":
                 extra = [f"--data_dir={data_dir}"] if data_dir else []
+                extra += [f"--device={device}"] if device and "device" not in spec["parameters"] else []
                 counts = sweeps.run_local(spec, path, runs_dir, workers, count, seed, dry_run, extra, wandb,
                                           nproc_per_node=nproc_per_node)
                 if counts["failed"]:
                     raise SystemExit(1)
             else:
+                if device and "device" not in spec["parameters"]:
+                    spec = {**spec, "parameters": {**spec["parameters"], "device": {"value": device}}}
                 sweeps.run_wandb(spec, project, entity, agents, count, nproc_per_node=nproc_per_node)
         except ValueError as error:
             raise SystemExit(f"error: {error}")

@@ -33,7 +33,7 @@ from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 from tqdm import tqdm
 
 from .files import DataError, content_hash, data_root
-from .translation import CORPORA, Corpus
+from .corpora import CORPORA, Corpus
 
 CHUNK = 1 << 20  # bytes per read when downloading and decompressing
 RATIO = 1.5  # clean-corpus-n -ratio of both fairseq scripts

@@ -13,31 +13,9 @@ from pathlib import Path
 import torch
 
 from .bpe import BOS, EOS, cached_bpe
+from .corpora import CORPORA, PREPARABLE
 from .files import DataError, data_root
-
-PREPARABLE = ("iwslt14", "wmt17")  # corpora that ``--download`` fetches (``prepare_translation``)
-
-
-@dataclass(frozen=True)
-class Corpus:
-    """``files[split] = (source pattern, target pattern)`` with ``{lang}`` for the language code."""
-    folder: str
-    files: dict
-    languages: tuple  # (source, target) of the paper's direction
-    vocab_size: int
-
-
-CORPORA = {
-    "multi30k": Corpus("multi30k", {"train": ("train.{lang}.gz",) * 2, "valid": ("val.{lang}.gz",) * 2,
-                                    "test": ("test_2016_flickr.{lang}.gz",) * 2}, ("en", "de"), 8000),
-    "iwslt14": Corpus("iwslt14-de-en", {"train": ("train.{lang}",) * 2, "valid": ("valid.{lang}",) * 2,
-                                        "test": ("test.{lang}",) * 2}, ("en", "de"), 10000),
-    "wmt17": Corpus("wmt17-en-de", {"train": ("train.{lang}",) * 2, "valid": ("valid.{lang}",) * 2,
-                                    "test": ("test.{lang}",) * 2}, ("en", "de"), 40000),
-    "wmt_sample": Corpus("wmt-ende-toy-opennmt", {"train": ("src-train.txt", "tgt-train.txt"),
-                                                  "valid": ("src-val.txt", "tgt-val.txt")}, ("en", "de"), 8000),
-}
-
+from .prepare_translation import prepare
 
 def read_lines(path: Path) -> list[str]:
     """Lines of a text file (``.gz`` or plain, UTF-8), without trailing newlines; ``DataError`` naming the
@@ -108,7 +86,6 @@ def load_translation(name: str, data_dir=None, download: bool = False, vocab_siz
     """Corpus ``name`` (``--download`` prepares iwslt14 / wmt17 first), its BPE (trained once, cached) and
     every split encoded; ``DataError`` naming the file or folder for anything missing or unreadable."""
     if download:
-        from .prepare_translation import prepare
         prepare(name, data_dir)
     processor = bpe_model(name, data_dir, vocab_size, languages)
     encoded = {}

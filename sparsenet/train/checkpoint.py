@@ -57,9 +57,10 @@ def save_checkpoint(path: Path, state: dict) -> Path:
     return atomic_write(path, lambda f: (f.write(header), f.write(payload)))
 
 
-def load_checkpoint(path: Path) -> dict:
-    """The state saved by ``save_checkpoint`` at ``path``; ``CheckpointError`` (one line naming the file) if
-    it is missing, not a sparsenet checkpoint of this format, truncated or corrupt."""
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """The state saved by ``save_checkpoint`` at ``path``, its tensors on ``map_location`` (whatever device wrote
+    them); ``CheckpointError`` (one line naming the file) if it is missing, not a sparsenet checkpoint of this
+    format, truncated or corrupt."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -74,7 +75,7 @@ def load_checkpoint(path: Path) -> dict:
                               f"reads format {FORMAT_VERSION}")
     if hashlib.sha256(payload).hexdigest().encode() != fields[2]:
         raise CheckpointError(f"{path}: corrupt checkpoint (checksum mismatch: truncated or overwritten)")
-    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+    return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=False)
 
 
 def write_json(path: Path, data) -> Path:

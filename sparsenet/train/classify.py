@@ -1,39 +1,40 @@
-"""Image-classification recipe (the paper's MLP protocol, method.md §8.1) — a short linear train loop."""
-import dataclasses
+"""Image-classification recipe (the paper's MLP protocol, method.md §8.1): SGD with momentum, a linear
+learning-rate decay per epoch, evaluation (validation split and test) at each epoch's end before its topology
+update, the paper's best-over-epochs test accuracy and the test accuracy at the best validation epoch."""
 import math
 import sys
-import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
-from tqdm import tqdm
 
-from ..data import VisionData, load_vision, split_validation
+from ..data import EpochBatches, VisionData, load_vision, split_validation
 from ..data.vision import DATASETS, image_shape
-from ..evolution import DensitySchedule, TopologyEngine, method_schedule
+from ..evolution import DensitySchedule
 from ..evolution.linkpred import DEFAULT_BUDGET
 from ..evolution.regrowth import REGROWTHS
 from ..models import MLP
 from ..runtime import peak_rss_bytes
-from ..topology import copy_topology, init_sparse_model, sparse_layers
+from ..topology import sparse_layers
 from ..topology.registry import INITIALIZERS
-from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
-                         set_rng_state)
-from .config import (METHOD_OPTIONS, RunConfig, check_fraction, check_free_space, check_positive_ints,
-                     check_run_options, check_sparse_method, method_defaults, option, with_presets)
-from .distributed import (all_sum, check_divides, check_world_size, is_main, load_in_turn, local_world_size,
-                          rank_rng_states, restore_rank_rng, seed_rank_stream, shard, sum_gradients)
+from .config import (METHOD_OPTIONS, RunConfig, above_zero, fraction, method_defaults, option, positive_int,
+                     with_presets)
+from .device import autocast
+from .distributed import all_sum, check_divides, is_main, local_world_size, shard
+from .loop import Built, Clock
 from .memory_plan import check_plan, plan_mlp
-from .tracking import Tracker, default_run_name
+from .run import init_topology, make_engine, run
+from .tracking import default_run_name
+
 
 
 @dataclass
 class ClassifyConfig(RunConfig):
     """Every knob of an MLP run; defaults are the paper's (method.md §8.1) except where a preset says."""
-    epochs: int = option(100, "training epochs (30 on digits).")
-    batch_size: int = option(32, "training batch.")
+    epochs: int = option(100, "training epochs (30 on digits).", positive_int)
+    batch_size: int = option(32, "training batch.", positive_int)
     lr: float = option(0.025, "initial SGD learning rate, decayed linearly to lr * lr_end_factor over "
                        "lr_decay_fraction of the epochs.")
     lr_end_factor: float = option(0.01, "final learning rate as a share of --lr.")
@@ -61,7 +62,8 @@ class ClassifyConfig(RunConfig):
                                             "average (ERK-shaped, as RigL's), instead of one --sparsity for every "
                                             "layer; for very wide MLPs, where one sparsity leaves the 784-input "
                                             "layer nearly empty (--hidden 333334,333333,333333 --links_per_neuron "
-                                            "10: a million neurons, 8.3M links). The run's sparsity is derived.")
+                                            "10: a million neurons, 8.3M links). The run's sparsity is derived.",
+                                            above_zero())
     hidden_init: str | None = option(None, "topology initialiser of the hidden-to-hidden layers (default: "
                                      "--init's). CSTI tiles the inputs' correlation over a layer; where a tile "
                                      "keeps only a few dozen links (wide layers, --links_per_neuron) it links a "
@@ -69,14 +71,16 @@ class ClassifyConfig(RunConfig):
                                      "e.g. --init csti --hidden_init bsw (CSTI where the layer sees the pixels).")
     checkpoint_every: int | None = option(None, "also checkpoint every N training steps inside an epoch, for "
                                           "long epochs (a resumed run continues mid-epoch exactly); default: "
-                                          "after each epoch only.")
+                                          "after each epoch only.", positive_int)
     memory_limit: float | None = option(None, "GiB the run may take: the memory plan printed before training "
-                                        "must fit (default: the machine's available memory).")
+                                        "must fit (default: the machine's available memory).", above_zero(" GiB"))
     valid_fraction: float = option(0.1, "share of each class's training images held out (seeded) for model "
                                    "selection; 0 trains on the whole training set (the paper's protocol) and "
-                                   "reports no at-best-validation accuracy.")
+                                   "reports no at-best-validation accuracy.", fraction)
 
-    def validate(self) -> "ClassifyConfig":
+    def check_relations(self) -> None:
+        """The model and data set; ``--links_per_neuron`` sets the run's sparsity; under torchrun the batch
+        splits over the ranks."""
         if self.model != "mlp":
             raise ValueError(f"unknown model {self.model!r} for image classification; choose from ['mlp']")
         if image_shape(self.dataset) is None:
@@ -84,21 +88,15 @@ class ClassifyConfig(RunConfig):
         if self.links_per_neuron is not None:
             if self.method == "fc":
                 raise ValueError("--links_per_neuron sets a sparse topology; the dense fc has none")
-            if not self.links_per_neuron > 0:
-                raise ValueError(f"--links_per_neuron must be > 0, got {self.links_per_neuron!r}")
             sizes = [a * b for a, b in self.sparse_shapes()]
             self.sparsity = 1.0 - sum(d * n for d, n in zip(self.final_densities(), sizes)) / sum(sizes)
             if self.sparsity <= 0.0:
                 raise ValueError(f"--links_per_neuron {self.links_per_neuron:g} makes every hidden layer dense; "
                                  "use --method fc")
-        check_run_options(self)
-        check_positive_ints(self, ("epochs", "batch_size", *(("checkpoint_every",) if self.checkpoint_every
-                                                             is not None else ())))
         check_divides(self.batch_size, "batch_size")  # under torchrun: each rank takes batch_size / ranks
-        if self.memory_limit is not None and not self.memory_limit > 0:
-            raise ValueError(f"--memory_limit must be > 0 GiB, got {self.memory_limit!r}")
-        check_fraction(self, "valid_fraction")
-        check_sparse_method(self)
+
+    def check_preflight(self) -> None:
+        """``--hidden_init``, and CH3-L3p's path factors at this size."""
         if self.hidden_init is not None:
             if self.method == "fc":
                 raise ValueError("--hidden_init sets a sparse topology; the dense fc has none")
@@ -107,8 +105,6 @@ class ClassifyConfig(RunConfig):
             if self.init_topology is not None:
                 raise ValueError("--hidden_init and --init_topology both set the starting topology; give one")
         self._check_path_scoring()
-        check_free_space(self)
-        return self
 
     def _check_path_scoring(self) -> None:
         """Refuse a regrowth rule whose preflight refuses a layer (CH3-L3p where its path factors would not fit:
@@ -185,31 +181,46 @@ def build_config(**options) -> ClassifyConfig:
     return with_presets(ClassifyConfig, options, {**PRESETS.get(dataset, {}), **recipe}).validate()
 
 
-def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator):
-    method = config.engine_method()
+def _build(config: ClassifyConfig, data: VisionData, generator: torch.Generator,
+           device: torch.device = torch.device("cpu")):
+    """``(model, optimizer, learning_rate, engine, steps_per_epoch)`` of a run: the MLP and its starting topology
+    from ``generator`` (on the CPU, then moved to ``device``), SGD, the learning rate of each 1-based step, and the
+    topology engine updating every ``update_interval`` epochs."""
     dense = config.method == "fc"
     density = config.start_densities()
     model = MLP(data.features, config.hidden, data.classes, density=density, dense=dense,
                 activation=config.activation, generator=generator)
-    if config.init_topology:  # validate() ensured a sparse method
-        copy_topology(model, load_topologies(config.init_topology), method.weights, generator)
-    elif not dense:
-        inits = [method.init] + [config.hidden_init or method.init] * (len(config.hidden) - 1)
-        options = {k: v for init in set(inits) for k, v in _init_options(init, config, data).items()}
-        init_sparse_model(model, inits, density, method.weights, generator=generator,
-                          equal_partition=config.equal_partition, resort=config.resort, **options)
-        if "csti" in inits:
-            _warn_unlinked(model)
+    init = config.engine_method().init
+    inits = [init] + [config.hidden_init or init] * (len(config.hidden) - 1)
+    options = {k: v for init in set(inits) for k, v in _init_options(init, config, data).items()}
+    init_topology(model, config, generator, inits, density, equal_partition=config.equal_partition,
+                  resort=config.resort, **options)
+    if not dense and not config.init_topology and "csti" in inits:
+        _warn_unlinked(model)
+    model.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(data.train_x.shape[0] / config.batch_size)
+    rates = epoch_rates(config)
+    engine = make_engine(config, model, optimizer, steps_per_epoch * config.update_interval,
+                         steps_per_epoch * config.epochs, None if dense else config.final_densities())
+    return model, optimizer, lambda step: rates[(step - 1) // steps_per_epoch], engine, steps_per_epoch
+
+
+def epoch_rates(config: ClassifyConfig) -> list[float]:
+    """The learning rate of each epoch and the one after the last: ``lr`` decayed linearly to ``lr *
+    lr_end_factor`` over ``lr_decay_fraction`` of the epochs, as ``torch.optim.lr_scheduler.LinearLR`` steps it
+    (its own rounding, so runs keep their numbers)."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, config.lr_end_factor,
                                                   max(1, int(config.lr_decay_fraction * config.epochs)))
-    steps_per_epoch = math.ceil(data.train_x.shape[0] / config.batch_size)
-    schedule = method_schedule(method, steps_per_epoch * config.update_interval, steps_per_epoch * config.epochs,
-                               config.zeta)
-    engine = TopologyEngine(model, optimizer, method, schedule, density=None if dense else config.final_densities(),
-                            seed=config.seed, check_ranks=config.check_ranks)
-    return model, optimizer, scheduler, engine, steps_per_epoch
+    rates = [scheduler.get_last_lr()[0]]
+    with warnings.catch_warnings():  # stepped without optimizer steps, on purpose
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(config.epochs):
+            scheduler.step()
+            rates.append(scheduler.get_last_lr()[0])
+    return rates
 
 
 def _warn_unlinked(model: MLP) -> None:
@@ -253,137 +264,105 @@ def _links(model) -> int:
     return sum(layer.nnz for layer in sparse_layers(model))
 
 
-def _dense_params(model) -> int:
-    return sum(p.numel() for p in model.parameters()) - sum(l.nnz - l.out_features * l.in_features
-                                                             for l in sparse_layers(model))
-
-
-def _select(best: dict, test_accuracy: float, valid: tuple | None, epoch: int) -> None:
+def _select(best: dict, test_accuracy: float, valid: tuple | None, epoch: int) -> bool:
     """Update ``best`` in place with an epoch evaluated at the final density: the maximum test accuracy
     (the paper's protocol) and, with a validation split, the test accuracy of the best-validation epoch
-    (the earliest on ties)."""
+    (the earliest on ties); whether this epoch is the new best-validation one."""
     if best["test_accuracy"] is None or test_accuracy > best["test_accuracy"]:
         best["test_accuracy"] = test_accuracy
     if valid is not None and (best["valid_accuracy"] is None or valid[1] > best["valid_accuracy"]):
         best.update(valid_accuracy=valid[1], test_accuracy_at_best_valid=test_accuracy, epoch=epoch)
+        return True
+    return False
 
 
-def train(config: ClassifyConfig, resume: str | Path | None = None) -> dict:
-    """Train, evaluate every epoch (validation split and test, before that epoch's topology update),
-    checkpoint every epoch; returns the summary (also in summary.json).
+def load_data(config: ClassifyConfig) -> VisionData:
+    """The data set with its validation split (seeded); fails before any file is written."""
+    return split_validation(load_vision(config.dataset, config.data_dir, config.download), config.valid_fraction,
+                            config.seed)
 
-    Summary accuracies: ``test_accuracy_at_best_valid`` (test accuracy of the epoch with the best
-    validation accuracy), ``final_test_accuracy`` and ``best_test_accuracy`` (the maximum over epochs, the
-    paper's protocol); the two "best" consider only epochs at the final density (density-decay methods)."""
-    run_dir = Path(resume) if resume else Path(config.out_dir) / config.name
-    checkpoint = load_checkpoint(run_dir / "checkpoint.pt") if resume else None
-    if is_main():
-        remove_stale_temporaries(run_dir)  # left by a kill during a checkpoint write
-    if checkpoint:
-        config = ClassifyConfig(**checkpoint["config"])
-        check_world_size(checkpoint)
-    quiet = config.quiet or not is_main()
-    data = load_in_turn(lambda: split_validation(  # fails before any file is written
-        load_vision(config.dataset, config.data_dir, config.download), config.valid_fraction, config.seed))
+
+def build(config: ClassifyConfig, data: VisionData, init_generator: torch.Generator,
+          data_generator: torch.Generator, device: torch.device) -> "Classify":
+    """The run's parts, after its memory plan is checked (before the model exists) and printed."""
     chunk = evaluation_chunk(config.hidden)
     plan = plan_mlp(config.layer_sizes(), list(map(max, config.start_densities(), config.final_densities())),
                     config.batch_size, chunk, 1 if config.momentum else 0,
                     sum(t.numel() * t.element_size() for t in vars(data).values() if isinstance(t, torch.Tensor)),
                     dense=config.method == "fc", link_prediction=config.link_prediction())
-    check_plan(plan, config.memory_limit, local_world_size())  # before the model exists
-    if not quiet:
+    check_plan(plan, config.memory_limit, local_world_size())
+    if not config.quiet and is_main():
         print(plan.describe(), file=sys.stderr)
-    torch.manual_seed(config.seed)
-    init_generator = torch.Generator().manual_seed(config.seed)
-    data_generator = torch.Generator().manual_seed(config.seed + 1)
-    model, optimizer, scheduler, engine, steps_per_epoch = _build(config, data, init_generator)
-    seed_rank_stream(config.seed)
-    start_epoch, global_step, history = 0, 0, {"train_seconds": 0.0}
-    best = {"test_accuracy": None, "valid_accuracy": None, "test_accuracy_at_best_valid": None, "epoch": None}
-    within = {"position": 0, "loss_sum": 0.0, "correct": 0, "seconds": 0.0}  # a mid-epoch checkpoint's progress
-    if checkpoint:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        engine.load_state_dict(checkpoint["engine"])
-        set_rng_state(checkpoint["rng"], {"data": data_generator})  # mid-epoch: the epoch's start
-        restore_rank_rng(checkpoint)  # ranks > 0: their own stream
-        start_epoch, global_step, best, history = (checkpoint["epoch"], checkpoint["global_step"], checkpoint["best"],
-                                                   checkpoint["history"])
-        within = checkpoint.get("within", within)  # absent from checkpoints written before mid-epoch ones
-    tracker = Tracker(run_dir, dataclasses.asdict(config), config.wandb, resume=bool(checkpoint))
-    tracker.truncate(start_epoch)
-    n = data.train_x.shape[0]
-    for epoch in range(start_epoch, config.epochs):
-        started = time.perf_counter() - within["seconds"]
-        epoch_start = data_generator.get_state()
-        order = torch.randperm(n, generator=data_generator)
-        loss_sum, correct = within["loss_sum"], within["correct"]
-        batches = tqdm(range(within["position"], steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
-                       leave=False, disable=quiet or None, initial=within["position"], total=steps_per_epoch)
-        for b in batches:
-            index = order[b * config.batch_size:(b + 1) * config.batch_size]  # the global batch
-            part = shard(index)  # this rank's part of it (all of it in one process)
-            x, y = data.train_x[part], data.train_y[part]
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, reduction="sum") / index.numel()  # summed over ranks: the mean
-            loss.backward()
-            batch_loss, batch_correct = sum_gradients(model.parameters(), loss.item(),  # and the logged numbers
-                                                      int((logits.argmax(1) == y).sum()))
-            optimizer.step()
-            global_step += 1
-            loss_sum += batch_loss * index.numel()
-            correct += int(batch_correct)
-            if b < steps_per_epoch - 1:  # the last batch's gradients stay for the topology update
-                optimizer.zero_grad(set_to_none=True)
-                if config.checkpoint_every and (b + 1) % config.checkpoint_every == 0:
-                    state = {  # every rank: rank_rng_states() gathers the ranks' RNG states
-                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "engine": engine.state_dict(),
-                        "rng": {**rng_state({}), "data": epoch_start}, "epoch": epoch, "global_step": global_step,
-                        "best": best, "history": history, "config": dataclasses.asdict(config),
-                        "within": {"position": b + 1, "loss_sum": loss_sum, "correct": correct,
-                                   "seconds": time.perf_counter() - started}, **rank_rng_states()}
-                    if is_main():
-                        save_checkpoint(run_dir / "checkpoint.pt", state)
-        within = {"position": 0, "loss_sum": 0.0, "correct": 0, "seconds": 0.0}
-        scheduler.step()
-        train_seconds = time.perf_counter() - started
-        test_loss, test_accuracy = evaluate(model, data.test_x, data.test_y, chunk)
-        valid = evaluate(model, data.valid_x, data.valid_y, chunk) if data.valid_x is not None else None
-        if engine.at_final_density(global_step):  # model selection only at the final density
-            _select(best, test_accuracy, valid, epoch + 1)
-        update = engine.step(global_step)  # at the epoch's end, after evaluating what the epoch trained
-        optimizer.zero_grad(set_to_none=True)
-        history["train_seconds"] += train_seconds
-        record = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
-                  "test_loss": test_loss, "test_accuracy": test_accuracy,
-                  **({"valid_loss": valid[0], "valid_accuracy": valid[1]} if valid else {}),
-                  "lr": scheduler.get_last_lr()[0],
-                  "links": _links(model), "epoch_seconds": train_seconds, "peak_rss_bytes": peak_rss_bytes(),
-                  **({"anp": update["anp"], "overlap": update["overlap"], "update_seconds": update["seconds"],
-                      "removed": update["removed"], "regrown": update["regrown"],
-                      "layer_overlaps": [layer["overlap"] for layer in update["layers"]],  # CHT's early stop
-                      "topology_hash": update["topology_hash"]} if update else {})}
-        tracker.log(record, step=epoch + 1)
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "engine": engine.state_dict(), "rng": rng_state({"data": data_generator}), "epoch": epoch + 1,
-                 "global_step": global_step, "best": best, "history": history, "config": dataclasses.asdict(config),
-                 **rank_rng_states()}
-        if is_main():
-            save_checkpoint(run_dir / "checkpoint.pt", state)
-        if not quiet:
-            tqdm.write(file=sys.stderr, s=f"epoch {epoch + 1}: loss {record['train_loss']:.4f}  test acc "
-                       f"{test_accuracy:.4f}  links {record['links']}  {train_seconds:.1f}s")
-    summary = {"model": config.model, "dataset": config.dataset, "method": config.method,
-               "sparsity": config.sparsity, "seed": config.seed, "epochs": config.epochs,
-               "test_accuracy_at_best_valid": best["test_accuracy_at_best_valid"],
-               "best_valid_accuracy": best["valid_accuracy"], "best_valid_epoch": best["epoch"],
-               "final_test_accuracy": evaluate(model, data.test_x, data.test_y, chunk)[1],
-               "best_test_accuracy": best["test_accuracy"], "valid_fraction": config.valid_fraction,
-               "train_seconds": history["train_seconds"], "seconds_per_epoch": history["train_seconds"] / max(
-                   1, config.epochs), "links": _links(model),
-               "nnz": sum(p.numel() for p in model.parameters()), "dense_params": _dense_params(model),
-               "anp": engine.active_neuron_rate(), "run_dir": str(run_dir)}
-    tracker.finish(summary)
-    return summary
+    return Classify(config, data, init_generator, data_generator, device, chunk)
+
+
+class Classify(Built):
+    """An MLP run: an epoch is a seeded permutation of the training images cut into batches (``eval_every`` =
+    its steps); evaluation on the validation split and the test set; selection by validation accuracy."""
+    unit = "epoch"
+
+    def __init__(self, config: ClassifyConfig, data: VisionData, init_generator: torch.Generator,
+                 data_generator: torch.Generator, device: torch.device, chunk: int):
+        self.config, self.device, self.chunk = config, device, chunk
+        self.model, self.optimizer, self.learning_rate, self.engine, self.eval_every = _build(
+            config, data, init_generator, device)
+        self.steps, self.checkpoint_every = self.eval_every * config.epochs, config.checkpoint_every
+        self.best = {"test_accuracy": None, "valid_accuracy": None, "test_accuracy_at_best_valid": None, "epoch": None}
+        self.train_x, self.train_y, self.test_x, self.test_y = (t.to(device) for t in (
+            data.train_x, data.train_y, data.test_x, data.test_y))
+        self.valid = None if data.valid_x is None else (data.valid_x.to(device), data.valid_y.to(device))
+        images = data.train_x.shape[0]
+        self.batches = EpochBatches(lambda g: torch.randperm(images, generator=g).split(config.batch_size),
+                                    data_generator)
+
+    def batch_loss(self, index: torch.Tensor):
+        part = shard(index).to(self.device)  # this rank's part of the global batch (all of it in one process)
+        y = self.train_y[part]
+        logits = self.model(self.train_x[part])
+        loss = F.cross_entropy(logits, y, reduction="sum") / index.numel()  # summed over ranks: the mean
+        return loss, index.numel(), {"accuracy": (logits.argmax(1) == y).sum()}
+
+    def evaluate(self, step: int) -> dict:
+        test_loss, test_accuracy = evaluate(self.model, self.test_x, self.test_y, self.chunk)
+        valid = evaluate(self.model, *self.valid, self.chunk) if self.valid else None
+        return {"test_loss": test_loss, "test_accuracy": test_accuracy,
+                **({"valid_loss": valid[0], "valid_accuracy": valid[1]} if valid else {}),
+                "lr": self.learning_rate(step + 1)}  # the next epoch's
+
+    def select(self, record: dict, best: dict, number: int) -> bool:
+        valid = (record["valid_loss"], record["valid_accuracy"]) if "valid_accuracy" in record else None
+        return _select(best, record["test_accuracy"], valid, number)
+
+    def record_extra(self, update: dict | None, clock: Clock, train_seconds: float) -> dict:
+        return {"links": _links(self.model), "epoch_seconds": train_seconds, "peak_rss_bytes": peak_rss_bytes(),
+                **({"anp": update["anp"], "overlap": update["overlap"], "update_seconds": update["seconds"],
+                    "removed": update["removed"], "regrown": update["regrown"],
+                    "layer_overlaps": [layer["overlap"] for layer in update["layers"]],  # CHT's early stop
+                    "topology_hash": update["topology_hash"]} if update else {})}
+
+    def describe(self, record: dict) -> str:
+        return (f"epoch {record['epoch']}: loss {record['train_loss']:.4f}  test acc {record['test_accuracy']:.4f}  "
+                f"links {record['links']}  {record['epoch_seconds']:.1f}s")
+
+
+def summary(built: Classify, config: ClassifyConfig, clock: Clock, run_dir: Path) -> dict:
+    """Accuracies: ``test_accuracy_at_best_valid`` (test accuracy of the epoch with the best validation
+    accuracy), ``final_test_accuracy`` and ``best_test_accuracy`` (the maximum over epochs, the paper's
+    protocol); the two "best" consider only epochs at the final density (density-decay methods)."""
+    with autocast(built.device, config.precision):
+        final = evaluate(built.model, built.test_x, built.test_y, built.chunk)[1]
+    best = clock.best
+    train_seconds = clock.seconds - clock.valid_seconds - clock.update_seconds
+    return {"epochs": config.epochs, "test_accuracy_at_best_valid": best["test_accuracy_at_best_valid"],
+            "best_valid_accuracy": best["valid_accuracy"], "best_valid_epoch": best["epoch"],
+            "final_test_accuracy": final, "best_test_accuracy": best["test_accuracy"],
+            "valid_fraction": config.valid_fraction, "train_seconds": train_seconds,
+            "seconds_per_epoch": train_seconds / max(1, config.epochs), "anp": built.engine.active_neuron_rate()}
+
+
+def train(config: ClassifyConfig, resume: str | Path | None = None, device: str | None = None) -> dict:
+    """Train (or, with ``resume``, continue) an MLP run; returns the summary (also in summary.json)."""
+    return run(sys.modules[__name__], config, resume, device)
+
+
+CONFIG = ClassifyConfig

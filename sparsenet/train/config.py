@@ -16,6 +16,7 @@ from ..evolution.registry import unknown_name
 from ..sparse import check_density
 from ..topology import INITIALIZERS
 from ..topology.weights import WEIGHT_INITS
+from .device import PRECISIONS, resolve_device
 from .tracking import WANDB_CHOICES
 
 def method_choices() -> tuple:
@@ -52,9 +53,77 @@ def method_defaults(model: str, dataset: str, method: str) -> dict:
     return {k: v for _, fields in sorted(matching, key=lambda item: -item[0]) for k, v in fields.items()}
 
 
-def option(default, help: str):
-    """A config field with its ``--help`` text."""
-    return dataclasses.field(default=default, metadata={"help": help})
+def option(default, help: str, check=None):
+    """A config field with its ``--help`` text and its valid range: ``check(name, value)`` returns the one-line
+    error for a value out of range, else ``None`` (the range helpers below); ``check_fields`` applies it to
+    every value but ``None``."""
+    return dataclasses.field(default=default, metadata={"help": help, **({"check": check} if check else {})})
+
+
+# ---------------------------------------------------------------------------- value ranges, with the field
+
+def positive_int(name: str, value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return f"{name} must be a positive integer, got {value!r}"
+
+
+def count(name: str, value) -> str | None:
+    """An integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return f"{name} must be an integer >= 0, got {value!r}"
+
+
+def fraction(name: str, value) -> str | None:
+    """In [0, 1)."""
+    if not 0.0 <= value < 1.0:
+        return f"{name} must be in [0, 1), got {value!r}"
+
+
+def positive_number(name: str, value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        return f"{name} must be a number > 0, got {value!r}"
+
+
+def non_negative_number(name: str, value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        return f"{name} must be a number >= 0, got {value!r}"
+
+
+def above_zero(unit: str = ""):
+    """A number > 0 (``unit`` follows the 0 in the message)."""
+    def check(name: str, value) -> str | None:
+        if not value > 0:
+            return f"--{name} must be > 0{unit}, got {value!r}"
+    return check
+
+
+def one_of(choices, what: str | None = None):
+    """One of ``choices``; the message calls the option ``what`` (default its name)."""
+    def check(name: str, value) -> str | None:
+        if value not in choices:
+            return f"unknown {what or name} {value!r}; choose from {list(choices)}"
+    return check
+
+
+def device_check(name: str, value) -> str | None:
+    """A device this machine has (``resolve_device``)."""
+    try:
+        resolve_device(value)
+    except ValueError as error:
+        return str(error)
+
+
+def check_fields(config) -> None:
+    """``ValueError`` with the message of the first field (in declaration order) whose value is out of its
+    declared range (a field that only changes its default in a subclass keeps its ancestor's range); ``None``
+    values (an option's "not given") are not checked."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        check = field_metadata(type(config), field.name).get("check")
+        if check is not None and value is not None:
+            message = check(field.name, value)
+            if message:
+                raise ValueError(message)
 
 
 @dataclass
@@ -81,10 +150,10 @@ class RunConfig:
                                  "with _soft (default: the method's; SET and CHT wm_signed; CHTs on fashion_mnist "
                                  "ri_soft, as the paper found RI better there).")
     regrowth: str | None = option(None, f"regrowth rule {', '.join(REGROWTHS)}, or *_soft (default: the method's).")
-    zeta: float = option(0.3, "removal fraction per topology update, in [0, 1).")
+    zeta: float = option(0.3, "removal fraction per topology update, in [0, 1).", fraction)
     update_interval: int = option(1, "between topology updates: epochs for the MLP (1; CHT 3, the ICLR-2024 "
                                   "protocol behind the paper's CHT numbers), optimizer steps for the Transformer "
-                                  "(200 Multi30k, 100 IWSLT14/WMT17 and the cpu preset).")
+                                  "(200 Multi30k, 100 IWSLT14/WMT17 and the cpu preset).", positive_int)
     exponent_start: float | None = option(None, "soft-removal exponent at step 0, linear to exponent_end at the "
                                           "end of the update window (default: the method's, 1).")
     exponent_end: float | None = option(None, "soft-removal exponent at the end of the update window (default: "
@@ -102,12 +171,38 @@ class RunConfig:
     out_dir: str = option("runs", "parent of the run directory.")
     run_name: str | None = option(None, "run directory name, a plain folder name (default "
                                   "MODEL-DATASET-METHOD-sSPARSITY-seedSEED).")
-    wandb: str = option("auto", "auto (offline unless logged in; WANDB_MODE respected), online, offline or off.")
+    wandb: str = option("auto", "auto (offline unless logged in; WANDB_MODE respected), online, offline or off.",
+                        one_of(WANDB_CHOICES, "wandb mode"))
+    device: str = option("auto", "where the model, batches, evaluation and decoding run: auto (CUDA when present, "
+                         "else the CPU), cpu, cuda or cuda:N. A checkpoint resumes on any device (--resume DIR "
+                         "--device ...); the topology's random draws stay on the CPU, so a seed gives the same "
+                         "topology on every device.", device_check)
+    precision: str = option("fp32", "fp32, bf16 or fp16: bf16/fp16 run the forward and the loss under autocast "
+                            "(values and optimizer state stay fp32; fp16 scales the loss against underflow).",
+                            one_of(PRECISIONS, "precision"))
     quiet: bool = option(False, "no progress bars or progress lines.")
     check_ranks: bool = option(True, "under torchrun: compare a digest of every sparse layer's links across the "
                                "ranks before and after each topology update and stop on a difference (the "
                                "digest of the links is also in metrics.jsonl as topology_hash: the MLP's records "
                                "of epochs with an update, every evaluation's record of the step recipes).")
+
+    def validate(self):
+        """``self``, every option checked before any work (``ValueError``, one line): each field's declared
+        range, the recipe's relations between fields (``check_relations``), the run's folder, sparsity and
+        method, the recipe's preflight (``check_preflight``), and the room for the run's checkpoints."""
+        check_fields(self)
+        self.check_relations()
+        check_run_options(self)
+        check_sparse_method(self)
+        self.check_preflight()
+        check_free_space(self)
+        return self
+
+    def check_relations(self) -> None:
+        """The recipe's checks between fields (data set, sizes that must divide), before the method's."""
+
+    def check_preflight(self) -> None:
+        """The recipe's checks that need the method's settings (after they are checked)."""
 
     def engine_method(self) -> Method:
         """The method this run trains with: the registered one, this model's ``METHOD_DEFAULTS``, then the
@@ -119,6 +214,28 @@ class RunConfig:
         return make_method("static" if self.method == "fc" else self.method, **{**defaults, **given})
 
 
+@dataclass
+class SequenceConfig(RunConfig):
+    """The options the sequence recipes (translation, language model) share: the model's sizes, dropout and
+    the step schedule. Defaults are the Transformer's; the language model's config changes them."""
+    d_model: int = option(512, "model width.", positive_int)
+    heads: int = option(8, "attention heads (must divide d_model; --model lm: into heads of even width, for rotary "
+                        "positions).", positive_int)
+    layers: int = option(6, "layers: the Transformer's encoder and decoder each, the language model's decoder "
+                         "blocks.", positive_int)
+    d_ff: int = option(1024, "feed-forward hidden width (Transformer paper: 1024 Multi30k, 2048 IWSLT14/WMT17; "
+                       "language model: SwiGLU's, LLaMA's 8/3 · d_model, rounded).", positive_int)
+    dropout: float = option(0.1, "dropout of the sub-layer outputs (Transformer: also of the embeddings and the "
+                            "FFN), in [0, 1).", fraction)
+    train_steps: int = option(20000, "optimizer steps (Transformer paper: 20000 Multi30k/IWSLT14, 80000 WMT17).",
+                              positive_int)
+    eval_every: int = option(1000, "steps between validations and checkpoints.", positive_int)
+
+    def layer_sizes(self) -> tuple:
+        """d_model, d_ff and layers: the sizes a topology must have been made for."""
+        return (self.d_model, self.d_ff, self.layers)
+
+
 # ------------------------------------------------------------------------------------- parsing the options
 
 def option_fields(config_class) -> dict[str, dataclasses.Field]:
@@ -126,13 +243,19 @@ def option_fields(config_class) -> dict[str, dataclasses.Field]:
     return {field.name: field for field in dataclasses.fields(config_class)}
 
 
-def field_help(config_class, name: str) -> str:
-    """The help text of option ``name``: its own, else that of the class it overrides."""
+def field_metadata(config_class, name: str) -> dict:
+    """The metadata (help, range) of option ``name``: its own, else that of the class whose field it overrides
+    (a subclass that only changes a default, ``d_model: int = 320``, declares no metadata)."""
     for cls in config_class.__mro__:
         fields = getattr(cls, "__dataclass_fields__", {})
         if name in fields and "help" in fields[name].metadata:
-            return fields[name].metadata["help"]
-    return ""
+            return fields[name].metadata
+    return {}
+
+
+def field_help(config_class, name: str) -> str:
+    """The help text of option ``name``: its own, else that of the class it overrides."""
+    return field_metadata(config_class, name).get("help", "")
 
 
 def check_option_names(config_classes: dict, model: str, names) -> None:
@@ -153,7 +276,7 @@ def check_option_names(config_classes: dict, model: str, names) -> None:
 def parse_options(config_class, options: dict) -> dict:
     """``options`` checked against the fields of ``config_class``: an unknown name raises ``ValueError`` with
     the closest option; each value is converted to its field's type (``None`` keeps the default, where the
-    field allows it). Ranges are each config's ``validate()``."""
+    field allows it). Ranges are checked by ``RunConfig.validate``."""
     fields = option_fields(config_class)
     parsed = {}
     for name, value in options.items():
@@ -209,21 +332,6 @@ def with_presets(config_class, options: dict, presets: dict):
 
 # -------------------------------------------------------------------------------------- the shared checks
 
-def check_positive_ints(config, names: tuple) -> None:
-    """Raise ``ValueError`` naming the first of ``names`` whose value on ``config`` is not an int > 0."""
-    for name in names:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def check_fraction(config, name: str, closed_low: bool = True) -> None:
-    """Raise ``ValueError`` unless ``config.name`` is in [0, 1) (``closed_low=False``: (0, 1))."""
-    value = getattr(config, name)
-    if not (0.0 <= value < 1.0 if closed_low else 0.0 < value < 1.0):
-        raise ValueError(f"{name} must be in {'[' if closed_low else '('}0, 1), got {value!r}")
-
-
 def check_output_folder(out_dir, run_name: str | None) -> Path:
     """Before any work: ``run_name`` is a plain folder name (it cannot leave ``out_dir``), and the run folder
     can be made, i.e. its nearest existing ancestor is a writable folder and nothing on the way is a file;
@@ -266,9 +374,9 @@ def start_density(config) -> float | None:
 
 
 def check_run_options(config) -> None:
-    """The checks every recipe's config shares: the output folder, method, sparsity (set to 0 for the dense
-    ``fc``, in (0, 1) for a sparse method), W&B mode, ζ, and ``--init_topology`` (a sparse method and an
-    existing run directory or checkpoint file)."""
+    """The checks every recipe's config shares beyond the fields' ranges: the output folder, the sparsity (set to
+    0 for the dense ``fc``, in (0, 1) for a sparse method), ``--weights`` with ``fc``, and ``--init_topology`` (a
+    sparse method and an existing run directory or checkpoint file)."""
     check_output_folder(config.out_dir, config.run_name)
     if config.method not in method_choices():
         raise ValueError(unknown_name("method", config.method, list(method_choices()),
@@ -277,10 +385,6 @@ def check_run_options(config) -> None:
         config.sparsity = 0.0
     elif not 0.0 < config.sparsity < 1.0:
         raise ValueError(f"sparsity must be in (0, 1) for a sparse method, got {config.sparsity!r}")
-    if config.wandb not in WANDB_CHOICES:
-        raise ValueError(f"unknown wandb mode {config.wandb!r}; choose from {list(WANDB_CHOICES)}")
-    check_fraction(config, "zeta")
-    check_positive_ints(config, ("update_interval",))
     if config.method == "fc" and config.weights is not None:
         if config.model != "lm":
             raise ValueError(f"--weights with --method fc: the {config.model} recipe's dense model keeps its own "

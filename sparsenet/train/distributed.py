@@ -51,15 +51,23 @@ def active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def backend() -> str:
+    """The process group's backends: gloo for CPU tensors, and NCCL for CUDA tensors where CUDA is present."""
+    return "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+
+
 def setup(timeout_minutes: float = 60.0) -> bool:
-    """Join torchrun's process group (gloo: the recipes train on the CPU) when launched with ``WORLD_SIZE`` > 1;
-    returns whether this is a distributed run. The timeout bounds a collective that waits for a rank doing a
-    long topology update alone (the million-neuron MLP's take ~2 minutes)."""
+    """Join torchrun's process group (``backend()``) when launched with ``WORLD_SIZE`` > 1, each process on its
+    own GPU (its local rank) where CUDA is present; returns whether this is a distributed run. The timeout bounds
+    a collective that waits for a rank doing a long topology update alone (the million-neuron MLP's take ~2
+    minutes)."""
     if world_size() <= 1 or active():
         return active()
     if not dist.is_available():
         raise ValueError("launched with WORLD_SIZE > 1, but this torch build has no torch.distributed")
-    dist.init_process_group("gloo", timeout=datetime.timedelta(minutes=timeout_minutes))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank())
+    dist.init_process_group(backend(), timeout=datetime.timedelta(minutes=timeout_minutes))
     return True
 
 
@@ -98,34 +106,37 @@ def all_sum(*numbers: float) -> list[float]:
     return total.tolist()
 
 
-def sum_gradients(parameters, *numbers: float) -> list[float]:
-    """All-reduce (sum) the gradients of ``parameters`` in place, and ``numbers`` (the step's logged loss and
-    counts) with them: one collective per step, in flat buckets of ``BUCKET_BYTES``. Returns the summed
-    ``numbers``; one process: the numbers, and the gradients untouched.
+def sum_gradients(parameters, numbers: torch.Tensor) -> torch.Tensor:
+    """All-reduce (sum) the gradients of ``parameters`` in place, and ``numbers`` (a 1-D float64 tensor of the
+    step's logged loss and counts, on the device of the gradients) with them: one collective per step, in flat
+    buckets of ``BUCKET_BYTES``. Returns the summed ``numbers`` on their device; one process: ``numbers``, and
+    the gradients untouched.
 
     A parameter with a gradient on some rank but not on another (an empty part of a batch) gets the others'
     sum; one with no gradient on any rank keeps ``None``, as in one process (each gradient travels with a
-    presence flag)."""
+    presence flag, whose sum is the step's one read back to the host)."""
     if not active():
-        return list(numbers)
+        return numbers
     parameters = [p for p in parameters if p.requires_grad]
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
-    flags = torch.tensor([p.grad is not None for p in parameters] + list(numbers), dtype=torch.float64)
-    summed = []
+    flags = torch.cat((torch.tensor([p.grad is not None for p in parameters], dtype=torch.float64,
+                                    device=numbers.device), numbers.to(torch.float64)))
+    summed = None
     for bucket in _buckets(grads):
         flat = torch.cat([g.reshape(-1) for g in bucket])
-        riding = not summed and flat.dtype in (torch.float32, torch.float64)  # exact flags and counts < 2**24
-        if riding:  # the flags and numbers ride with the first bucket
+        # the flags and numbers ride with the first float bucket on their device (exact: flags and counts < 2**24)
+        riding = summed is None and flat.dtype in (torch.float32, torch.float64) and flat.device == flags.device
+        if riding:
             flat = torch.cat((flat, flags.to(flat.dtype)))
         dist.all_reduce(flat)
         if riding:
-            flat, summed = flat[:-flags.numel()], flat[-flags.numel():].tolist()
+            flat, summed = flat[:-flags.numel()], flat[-flags.numel():].to(torch.float64)
         for g, part in zip(bucket, flat.split([g.numel() for g in bucket])):
             g.copy_(part.view_as(g))
-    if not summed:  # no float32/64 gradient to ride with (or no gradient at all)
+    if summed is None:  # no float32/64 gradient on their device to ride with (or no gradient at all)
         dist.all_reduce(flags)
-        summed = flags.tolist()
-    for parameter, grad, present in zip(parameters, grads, summed):
+        summed = flags
+    for parameter, grad, present in zip(parameters, grads, summed[:len(parameters)].tolist()):
         parameter.grad = grad if present else None
     return summed[len(parameters):]
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from . import classify, language, translate
 from .classify import ClassifyConfig
 from .config import check_option_names
+from .device import resolve_device
 from .language import LanguageConfig
 from .translate import TranslateConfig
 
@@ -16,13 +17,17 @@ CONFIGS = {"mlp": ClassifyConfig, "transformer": TranslateConfig, "lm": Language
 def open_run(model: str, options: dict, resume: str | None = None, restart: bool = False):
     """``(recipe, config, run_dir)`` of a new run of ``model`` with ``options`` (names, values and the run
     folder checked; a folder holding a checkpoint is refused unless ``restart``), or, with ``resume``, of the
-    run in that folder (``config`` None: the recipe reads it from the checkpoint). ``ValueError`` otherwise."""
+    run in that folder (``config`` None: the recipe reads it from the checkpoint; of the options only
+    ``device`` may be given, to resume on another device). ``ValueError`` otherwise."""
     if model not in RECIPES:
         raise ValueError(f"unknown model {model!r}; choose from {sorted(RECIPES)}")
     if resume:
-        if options:
-            raise ValueError(f"--resume takes no other options (the run's config is used); got "
-                             f"{', '.join('--' + k for k in options)}")
+        others = [name for name in options if name != "device"]
+        if others:
+            raise ValueError(f"--resume takes no other options than --device (the run's config is used); got "
+                             f"{', '.join('--' + k for k in others)}")
+        if "device" in options:
+            resolve_device(options["device"])
         run_dir = Path(resume)
         if not (run_dir / "checkpoint.pt").exists():
             raise ValueError(f"--resume {resume}: no checkpoint.pt there")

@@ -1,31 +1,30 @@
 """Machine-translation recipe (the paper's Transformer protocol, method.md §8.2): Adam β2 0.998, label
 smoothing 0.1, the "inoam" schedule, token-bucket batches, best-validation checkpoint, beam search, BLEU."""
-import dataclasses
+import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
-from ..data import load_translation
+from ..data import EpochBatches, TranslationData, load_translation
 from ..data.bpe import BOS, EOS, PAD
-from ..data.translation import CORPORA, token_batches
-from ..evolution import DensitySchedule, TopologyEngine, method_schedule
+from ..data.corpora import CORPORA
+from ..data.translation import token_batches
 from ..models import Transformer, beam_search, greedy_decode
 from ..models.transformer import TIE_MODES
-from ..topology import copy_topology, init_sparse_model, sparse_layers
-from .checkpoint import (load_checkpoint, load_topologies, remove_stale_temporaries, rng_state, save_checkpoint,
-                         set_rng_state)
-from .config import (RunConfig, check_fraction, check_free_space, check_positive_ints, check_run_options,
-                     check_sparse_method, option, start_density, with_presets)
-from .distributed import (all_sum, check_world_size, is_main, load_in_turn, restore_rank_rng, seed_rank_stream,
-                          shard)
-from .steps import StepClock, train_steps
-from .tracking import Tracker, default_run_name
+from .config import (SequenceConfig, count, fraction, one_of, option, positive_int, start_density,
+                     with_presets)
+from .device import autocast
+from .distributed import all_sum, is_main, shard
+from .loop import Built, Clock, links
+from .run import init_topology, load_best, make_engine, run
+from .tracking import default_run_name
 
 
 @dataclass
-class TranslateConfig(RunConfig):
+class TranslateConfig(SequenceConfig):
     """Every knob of a translation run; defaults are the paper's Multi30k setting (CHTs preprint)."""
     model: str = "transformer"
     dataset: str = "multi30k"
@@ -33,55 +32,30 @@ class TranslateConfig(RunConfig):
     update_interval: int = 200
     preset: str = option("paper", "sizes and schedule: paper (method.md §8.2) or cpu (Multi30k on a laptop: "
                          "d_model 256, 4 heads, 3+3 layers, BPE 8000, 2048-token batches, 3200 steps, beam 4).")
-    d_model: int = option(512, "model width.")
-    heads: int = option(8, "attention heads (must divide d_model).")
-    layers: int = option(6, "encoder and decoder layers.")
-    d_ff: int = option(1024, "FFN width (paper: 1024 Multi30k, 2048 IWSLT14/WMT17).")
-    dropout: float = option(0.1, "dropout of embeddings, sub-layer outputs and the FFN, in [0, 1).")
-    attention_dropout: float = option(0.1, "dropout of the attention weights, in [0, 1).")
+    attention_dropout: float = option(0.1, "dropout of the attention weights, in [0, 1).", fraction)
     vocab_size: int | None = option(None, "joint BPE vocabulary (default per data set: 8000 Multi30k, 10000 "
-                                    "IWSLT14, 40000 WMT17).")
-    train_steps: int = option(20000, "optimizer steps (paper: 20000 Multi30k/IWSLT14, 80000 WMT17).")
-    warmup_steps: int = option(3000, "noam warm-up steps (paper: 3000 / 6000 / 8000).")
+                                    "IWSLT14, 40000 WMT17).", positive_int)
+    warmup_steps: int = option(3000, "noam warm-up steps (paper: 3000 / 6000 / 8000).", positive_int)
     lr_factor: float = option(0.25, "noam factor (paper: 0.25 Multi30k, 2 IWSLT14/WMT17).")
-    rewarm_steps: int = option(20, "inoam: linear re-warm-up steps after every topology update (0: none).")
-    batch_tokens: int = option(1024, "tokens per batch (paper: 1024 / 10240 / 12000).")
-    label_smoothing: float = option(0.1, "label smoothing of the training loss, in [0, 1).")
-    eval_every: int = option(1000, "steps between validations and checkpoints.")
-    beam_size: int = option(2, "test decoding beam (1: greedy).")
+    rewarm_steps: int = option(20, "inoam: linear re-warm-up steps after every topology update (0: none).", count)
+    batch_tokens: int = option(1024, "tokens per batch (paper: 1024 / 10240 / 12000).", positive_int)
+    label_smoothing: float = option(0.1, "label smoothing of the training loss, in [0, 1).", fraction)
+    beam_size: int = option(2, "test decoding beam (1: greedy).", positive_int)
     length_penalty: float = option(1.0, "beam length penalty alpha (GNMT/Wu).")
     max_length: int = option(256, "longest sentence in subwords: longer training pairs are cut, decoding stops "
-                             "there.")
+                             "there.", positive_int)
     tie_embeddings: str = option("source_target", "embedding sharing over the joint BPE: source_target (one "
                                  "embedding for both languages, a separate generator), all (one matrix for both "
                                  "embeddings and the generator, fairseq's share-all-embeddings) or none (three "
-                                 "matrices, the authors' OpenNMT).")
+                                 "matrices, the authors' OpenNMT).", one_of(TIE_MODES, "tie_embeddings"))
     src_lang: str | None = option(None, "source language (default: the data set's, en).")
     tgt_lang: str | None = option(None, "target language (default: the data set's, de).")
 
-    def validate(self) -> "TranslateConfig":
+    def check_relations(self) -> None:
         if self.dataset not in CORPORA:
             raise ValueError(f"unknown dataset {self.dataset!r} for translation; choose from {list(CORPORA)}")
-        check_run_options(self)
-        if self.tie_embeddings not in TIE_MODES:
-            raise ValueError(f"unknown tie_embeddings {self.tie_embeddings!r}; choose from {list(TIE_MODES)}")
-        check_positive_ints(self, ("train_steps", "warmup_steps", "batch_tokens", "eval_every", "beam_size",
-                                   "d_model", "heads", "layers", "d_ff", "max_length"))
-        for name in ("dropout", "attention_dropout", "label_smoothing"):
-            check_fraction(self, name)
-        if isinstance(self.rewarm_steps, bool) or not isinstance(self.rewarm_steps, int) or self.rewarm_steps < 0:
-            raise ValueError(f"rewarm_steps must be an integer >= 0, got {self.rewarm_steps!r}")
         if self.d_model % self.heads:
             raise ValueError(f"heads ({self.heads}) must divide d_model ({self.d_model})")
-        if self.vocab_size is not None:
-            check_positive_ints(self, ("vocab_size",))
-        check_sparse_method(self)
-        check_free_space(self)
-        return self
-
-    def layer_sizes(self) -> tuple:
-        """d_model, d_ff and layers: the sizes a topology must have been made for."""
-        return (self.d_model, self.d_ff, self.layers)
 
     def parameter_counts(self) -> tuple[int, int]:
         """``(links at the start density, dense parameters)`` of the Transformer, about (biases and norms
@@ -141,33 +115,33 @@ def inoam(step: int, config: TranslateConfig, rewarm: bool) -> float:
     return rate
 
 
-def _loss(model, batch, smoothing: float, tokens: int | None = None) -> tuple[torch.Tensor, int]:
-    """``(summed loss / tokens, batch's target tokens)`` of ``batch = (src, tgt_in, tgt_out)``; ``tokens``
-    defaults to the batch's own target tokens (a mean per token)."""
+def _summed_loss(model, batch, smoothing: float) -> torch.Tensor:
+    """The summed token loss of ``batch = (src, tgt_in, tgt_out)`` (padding ignored)."""
     src, tgt_in, tgt_out = batch
     logits = model(src, tgt_in)
-    loss = F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD, label_smoothing=smoothing,
+    return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD, label_smoothing=smoothing,
                            reduction="sum")
-    count = int((tgt_out != PAD).sum())
-    return loss / (tokens or count), count
 
 
 def part_loss(model, batch, smoothing: float) -> torch.Tensor:
-    """This rank's sentences of a global ``batch``, their summed loss over the global batch's target tokens
-    (summed over the ranks: the batch's mean per token; one process: ``_loss``)."""
-    return _loss(model, tuple(shard(t) for t in batch), smoothing, int((batch[2] != PAD).sum()))[0]
+    """This rank's sentences of a global ``batch`` (on the model's device), their summed loss over the global
+    batch's target tokens (summed over the ranks: the batch's mean per token)."""
+    return _summed_loss(model, tuple(shard(t) for t in batch), smoothing) / (batch[2] != PAD).sum()
 
 
 @torch.no_grad()
 def validation_loss(model, batches) -> float:
+    """Mean token loss over ``batches`` (CPU tensors, moved to the model's device one at a time)."""
     model.eval()
-    total, count = 0.0, 0
+    device = next(model.parameters()).device
+    total, tokens = 0.0, 0
     for batch in shard(batches):  # under torchrun: this rank's batches, the sums reduced
-        loss, tokens = _loss(model, batch, 0.0)
-        total, count = total + float(loss) * tokens, count + tokens
+        batch = tuple(t.to(device) for t in batch)
+        count = int((batch[2] != PAD).sum())
+        total, tokens = total + float(_summed_loss(model, batch, 0.0) / count) * count, tokens + count
     model.train()
-    total, count = all_sum(total, count)
-    return total / max(count, 1)
+    total, tokens = all_sum(total, tokens)
+    return total / max(tokens, 1)
 
 
 def bleu(hypotheses: list[str], references: list[str] | list[list[str]]) -> dict:
@@ -186,11 +160,12 @@ def bleu(hypotheses: list[str], references: list[str] | list[list[str]]) -> dict
 
 def decode(model, sources: list[list[int]], config: TranslateConfig, chunk: int = 64) -> list[list[int]]:
     """Token ids of each source's translation, ``chunk`` sentences at a time: batched beam search
-    (``beam_size`` > 1) or, for beam 1, the identical greedy search."""
+    (``beam_size`` > 1) or, for beam 1, the identical greedy search, on the model's device."""
+    device = next(model.parameters()).device
     hypotheses = []
     for start in range(0, len(sources), chunk):
         rows = [torch.tensor(ids + [EOS]) for ids in sources[start:start + chunk]]
-        src = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=PAD)
+        src = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=PAD).to(device)
         if config.beam_size == 1:
             hypotheses += greedy_decode(model, src, BOS, EOS, config.max_length)
         else:
@@ -199,97 +174,85 @@ def decode(model, sources: list[list[int]], config: TranslateConfig, chunk: int 
     return hypotheses
 
 
-class EpochBatches:
-    """Token-bucket training batches (``token_batches``), epoch after epoch, each epoch reshuffled from
-    ``generator``. ``state()`` (epoch, position, the generator's state at the epoch's start) is what a
-    checkpoint keeps: restoring that generator state and passing ``epoch, position`` redraws the same epoch
-    and continues at the same batch."""
-
-    def __init__(self, sources: list, targets: list, batch_tokens: int, generator: torch.Generator,
-                 epoch: int = 0, position: int = 0):
-        self.sources, self.targets, self.batch_tokens, self.generator = sources, targets, batch_tokens, generator
-        self.epoch, self.position = epoch, position
-        self._draw()
-
-    def _draw(self) -> None:
-        self.epoch_start = self.generator.get_state()
-        self.batches = token_batches(self.sources, self.targets, self.batch_tokens, self.generator)
-
-    def next(self):
-        if self.position == len(self.batches):
-            self.epoch, self.position = self.epoch + 1, 0
-            self._draw()
-        self.position += 1
-        return self.batches[self.position - 1]
-
-    def state(self) -> dict:
-        return {"rng": {**rng_state({}), "data": self.epoch_start}, "epoch": self.epoch, "position": self.position}
+def load_data(config: TranslateConfig) -> TranslationData:
+    return load_translation(config.dataset, config.data_dir, config.download, config.vocab_size, config.languages,
+                            config.max_length)
 
 
-def train(config: TranslateConfig, resume: str | Path | None = None) -> dict:
-    """Train with validation every ``eval_every`` steps (before that step's topology update), keep the
-    best-validation model among evaluations at the final density, report its test BLEU."""
-    run_dir = Path(resume) if resume else Path(config.out_dir) / config.name
-    checkpoint = load_checkpoint(run_dir / "checkpoint.pt") if resume else None
-    if is_main():
-        remove_stale_temporaries(run_dir)  # left by a kill during a checkpoint write
-    if checkpoint:
-        config = TranslateConfig(**checkpoint["config"])
-        check_world_size(checkpoint)
-    data = load_in_turn(lambda: load_translation(config.dataset, config.data_dir, config.download, config.vocab_size,
-                                                 config.languages, config.max_length))
-    torch.manual_seed(config.seed)
-    init_generator = torch.Generator().manual_seed(config.seed)
-    data_generator = torch.Generator().manual_seed(config.seed + 1)
-    method = config.engine_method()
-    final = None if config.method == "fc" else 1.0 - config.sparsity
-    start = None if final is None else DensitySchedule(final, method.density_schedule).start()  # CHTss: 50%
-    model = Transformer(data.processor.get_piece_size(), config.d_model, config.heads, config.layers, config.d_ff,
-                        config.dropout, config.attention_dropout, start, config.max_length + 2, init_generator,
-                        config.tie_embeddings)
-    if config.init_topology:  # validate() ensured a sparse method
-        copy_topology(model, load_topologies(config.init_topology), method.weights, init_generator)
-    elif start is not None:
-        init_sparse_model(model, method.init, start, method.weights, generator=init_generator,
-                          **({"beta": config.beta} if method.init == "bsw" else {}))
-    seed_rank_stream(config.seed)  # under torchrun: each rank its own dropout
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.0, betas=(0.9, 0.998))
-    schedule = method_schedule(method, config.update_interval, config.train_steps, config.zeta)
-    engine = TopologyEngine(model, optimizer, method, schedule, density=final, seed=config.seed,
-                            check_ranks=config.check_ranks)
-    valid = token_batches(*data.valid, config.batch_tokens, shuffle=False)
-    if checkpoint:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        engine.load_state_dict(checkpoint["engine"])
-        set_rng_state(checkpoint["rng"], {"data": data_generator})  # the epoch's start: its batches are redrawn
-        restore_rank_rng(checkpoint)  # ranks > 0: their own dropout stream
-    batches = EpochBatches(*data.train, config.batch_tokens, data_generator,
-                           *((checkpoint["epoch"], checkpoint["position"]) if checkpoint else ()))
-    clock = StepClock.from_checkpoint(checkpoint)
-    tracker = Tracker(run_dir, dataclasses.asdict(config), config.wandb, resume=bool(checkpoint))
-    tracker.truncate(-(-clock.step // config.eval_every))  # one record per evaluation (and at the last step)
-    rewarm = method.removal is not None
-    train_steps(model, optimizer, engine, tracker, run_dir, clock, train_steps=config.train_steps,
-                eval_every=config.eval_every,
-                batch_loss=lambda: part_loss(model, batches.next(), config.label_smoothing),
-                learning_rate=lambda step: inoam(step, config, rewarm),
-                validation_loss=lambda: validation_loss(model, valid), data_state=batches.state,
-                config=dataclasses.asdict(config), quiet=config.quiet)
-    if not is_main():  # rank 0 alone reports the best checkpoint and decodes the test set
+def build(config: TranslateConfig, data: TranslationData, init_generator: torch.Generator,
+          data_generator: torch.Generator, device: torch.device) -> "Translate":
+    return Translate(config, data, init_generator, data_generator, device)
+
+
+class Translate(Built):
+    """A Transformer run: token-bucket batches, epoch after epoch, reshuffled from the data generator;
+    validation loss every ``eval_every`` steps; selection by validation loss (best.pt)."""
+
+    def __init__(self, config: TranslateConfig, data: TranslationData, init_generator: torch.Generator,
+                 data_generator: torch.Generator, device: torch.device):
+        self.config, self.device, self.data = config, device, data
+        method = config.engine_method()
+        start = start_density(config)  # CHTss: 50%
+        self.model = Transformer(data.processor.get_piece_size(), config.d_model, config.heads, config.layers,
+                                 config.d_ff, config.dropout, config.attention_dropout, start, config.max_length + 2,
+                                 init_generator, config.tie_embeddings)
+        init_topology(self.model, config, init_generator, method.init, start,
+                      **({"beta": config.beta} if method.init == "bsw" else {}))
+        self.model.to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.0, betas=(0.9, 0.998))
+        self.engine = make_engine(config, self.model, self.optimizer, config.update_interval, config.train_steps,
+                                  None if config.method == "fc" else 1.0 - config.sparsity)
+        self.steps, self.eval_every, self.best = config.train_steps, config.eval_every, {"valid_loss": math.inf}
+        self.rewarm = method.removal is not None
+        self.valid = token_batches(*data.valid, config.batch_tokens, shuffle=False)
+        self.batches = EpochBatches(lambda g: token_batches(*data.train, config.batch_tokens, g), data_generator)
+
+    def batch_loss(self, batch):
+        batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
+        return part_loss(self.model, batch, self.config.label_smoothing), 1, {}
+
+    def learning_rate(self, step: int) -> float:
+        return inoam(step, self.config, self.rewarm)
+
+    def evaluate(self, step: int) -> dict:
+        valid_loss = validation_loss(self.model, self.valid)
+        return {"valid_loss": valid_loss, "valid_ppl": math.exp(min(valid_loss, 50)), "links": links(self.model),
+                "lr": self.learning_rate(step)}
+
+    def select(self, record: dict, best: dict, number: int) -> bool:
+        if record["valid_loss"] < best["valid_loss"]:
+            best["valid_loss"] = record["valid_loss"]
+            return True
+        return False
+
+    def record_extra(self, update: dict | None, clock: Clock, train_seconds: float) -> dict:
+        return {"seconds": clock.seconds, "update_seconds": clock.update_seconds,
+                **({"topology_hash": self.engine.topology_hash()} if self.engine.layers else {})}
+
+    def describe(self, record: dict) -> str:
+        return (f"step {record['step']}: train loss {record['train_loss']:.3f}  valid loss {record['valid_loss']:.3f} "
+                f"(ppl {record['valid_ppl']:.2f})")
+
+
+def summary(built: Translate, config: TranslateConfig, clock: Clock, run_dir: Path) -> dict:
+    """The best-validation model's test BLEU (rank 0; the hypotheses in test.hyp)."""
+    if not is_main():
         return {}
-    if not (run_dir / "best.pt").exists():  # no finite validation loss at the final density: report the last
-        save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
-    model.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
-    summary = {"model": "transformer", "dataset": config.dataset, "method": config.method,
-               "sparsity": config.sparsity, "seed": config.seed, "preset": config.preset,
-               "train_steps": config.train_steps, "best_valid_loss": clock.best, **clock.summary(),
-               "links": sum(l.nnz for l in sparse_layers(model)), "nnz": sum(p.numel() for p in model.parameters()),
-               "dense_params": sum(p.numel() for p in model.parameters())
-               + sum(l.out_features * l.in_features - l.nnz for l in sparse_layers(model)), "run_dir": str(run_dir)}
-    if data.test_sources:
-        hypotheses = [data.processor.decode(ids) for ids in decode(model, data.test_sources, config)]
-        summary.update(bleu(hypotheses, data.test_references))
+    load_best(built, run_dir, built.device)
+    result = {"preset": config.preset, "train_steps": config.train_steps, "best_valid_loss": clock.best["valid_loss"],
+              **clock.summary()}
+    if built.data.test_sources:
+        with autocast(built.device, config.precision):
+            hypotheses = [built.data.processor.decode(ids) for ids in decode(built.model, built.data.test_sources,
+                                                                             config)]
+        result.update(bleu(hypotheses, built.data.test_references))
         (run_dir / "test.hyp").write_text("\n".join(hypotheses) + "\n")
-    tracker.finish(summary)
-    return summary
+    return result
+
+
+def train(config: TranslateConfig, resume: str | Path | None = None, device: str | None = None) -> dict:
+    """Train (or, with ``resume``, continue) a translation run; returns the summary with its test BLEU."""
+    return run(sys.modules[__name__], config, resume, device)
+
+
+CONFIG = TranslateConfig

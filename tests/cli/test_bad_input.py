@@ -4,6 +4,7 @@ test as a traceback would); tests/train/test_cli_train.py checks real processes'
 from pathlib import Path
 
 import pytest
+import torch
 
 import cli
 from tests.data.test_translation_data import _corpus
@@ -77,6 +78,15 @@ CASES = [  # (argv, what the one line must say); {tmp}: the test's folder, {corp
     (L + ["--heads", "3"], "heads (3) must split d_model (320) into heads of even width"),
     (L + ["--dataset", "wikitext"], "unknown dataset 'wikitext' for language modelling"),
     (["train", "--context", "64"], "--context applies only to --model lm, not to --model mlp"),
+    (["train", "--device", "tpu"], "unknown device 'tpu'; choose from auto, cpu, cuda or cuda:N"),
+    (["train", "--device", "cuda:x"], "unknown device 'cuda:x'"),
+    (L + ["--device", "cuda:99"], "--device cuda:99: this machine has " + (
+        f"{torch.cuda.device_count()} CUDA device(s)" if torch.cuda.is_available() else "no CUDA device")),
+    *([(T + ["--device", "cuda"], "--device cuda: this machine has no CUDA device")]
+      if not torch.cuda.is_available() else []),
+    (["train", "--precision", "fp8"], "unknown precision 'fp8'; choose from ['fp32', 'bf16', 'fp16']"),
+    (["train", "--resume", "{tmp}/no_config", "--device", "tpu"], "unknown device 'tpu'"),
+    (["train", "--resume", "{tmp}/no_config", "--seed", "1"], "--resume takes no other options than --device"),
     (["train", "--resume", "{tmp}/nowhere"], "no checkpoint.pt there"),
     (["train", "--resume", "{tmp}/no_config"], "--resume {tmp}/no_config: config.json is missing or unreadable"),
     (["train", "--restart", "maybe"], "--restart must be true or false, got 'maybe'"),
@@ -95,6 +105,7 @@ CASES = [  # (argv, what the one line must say); {tmp}: the test's folder, {corp
     # the other commands
     (["sweep", "{tmp}/missing.yaml"], "no sweep file {tmp}/missing.yaml"),
     (["sweep", MLP_99, "--workers", "0"], "workers must be >= 1, got 0"),
+    (["sweep", MLP_99, "--device", "cuda:99"], "--device cuda:99: this machine has"),
     (["sweep", MLP_99, "--nproc_per_node", "0"], "--nproc_per_node must be an integer >= 1, got 0"),
     (["sweep", MLP_99, "--count", "-1"], "count must be a positive integer, got -1"),
     (["sweep", MLP_99, "--dry_run", "maybe"], "--dry_run must be true or false, got 'maybe'"),

@@ -19,6 +19,16 @@ def test_dry_run_lists_every_run_of_the_cpu_mlp_table(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_the_device_goes_to_every_run_and_is_checked_first(tmp_path):
+    result = run_cli("sweep", "sweeps/mlp_99_cpu.yaml", "--local", "--dry_run", "--runs_dir", str(tmp_path),
+                     "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert all(c.endswith("--device=cpu") for c in result.stdout.strip().splitlines())
+    result = run_cli("sweep", "sweeps/mlp_99_cpu.yaml", "--local", "--dry_run", "--device", "tpu")
+    assert result.returncode != 0 and result.stderr.strip() == ("error: unknown device 'tpu'; choose from auto, "
+                                                                "cpu, cuda or cuda:N")
+
+
 def test_a_typo_in_a_sweep_is_one_line(tmp_path):
     sweep = tmp_path / "typo.yaml"
     sweep.write_text("program: cli.py\nmethod: grid\nparameters:\n  sparsty:\n    values: [0.9]\n")

@@ -59,7 +59,10 @@ def test_bad_wandb_mode_and_resume_with_options(tmp_path):
     done = run_cli("train", "--epochs", "1", "--out_dir", str(tmp_path / "runs"), "--wandb", "off", "--quiet")
     run_dir = json.loads(done.stdout.strip().splitlines()[-1])["run_dir"]
     result = run_cli("train", "--resume", run_dir, "--epochs", "3")
-    assert result.returncode != 0 and "--resume takes no other options" in result.stderr
+    assert result.returncode != 0 and "--resume takes no other options than --device" in result.stderr
+    moved = run_cli("train", "--resume", run_dir, "--device", "cpu")  # a run continues on the device given
+    first, again = (json.loads(r.stdout.strip().splitlines()[-1]) for r in (done, moved))
+    assert again["device"] == "cpu" and again["final_test_accuracy"] == first["final_test_accuracy"]
 
 
 def test_density_decay_methods_end_at_the_requested_sparsity(tmp_path):

@@ -14,8 +14,9 @@ def _worker(rank: int, port: int, results):
     both.grad = torch.full((3,), float(rank + 1))
     if rank == 1:
         one.grad = torch.tensor([5.0, 6.0, 7.0])  # e.g. rank 0's part of the batch was empty
-    numbers = distributed.sum_gradients([both, one, never], 1.5, rank + 1)
-    results[rank] = {"numbers": numbers, "both": both.grad.tolist(), "one": one.grad.tolist(),
+    numbers = torch.tensor([1.5, rank + 1], dtype=torch.float64)  # the logged loss and a count
+    numbers = distributed.sum_gradients([both, one, never], numbers)
+    results[rank] = {"numbers": numbers.tolist(), "dtype": numbers.dtype, "both": both.grad.tolist(), "one": one.grad.tolist(),
                      "never": never.grad, "tensor": distributed.shard(torch.arange(5)).tolist(),
                      "list": distributed.shard(list("abcde")), "sums": distributed.all_sum(0.25, rank)}
     dist.destroy_process_group()
@@ -26,7 +27,7 @@ def test_gradients_and_numbers_are_summed_and_batches_shared():
     mp.spawn(_worker, args=(_free_port(), results), nprocs=2, join=True)
     for rank in (0, 1):
         r = results[rank]
-        assert r["numbers"] == [3.0, 3.0] and r["sums"] == [0.5, 1.0]
+        assert r["numbers"] == [3.0, 3.0] and r["dtype"] == torch.float64 and r["sums"] == [0.5, 1.0]
         assert r["both"] == [3.0, 3.0, 3.0] and r["one"] == [5.0, 6.0, 7.0] and r["never"] is None
     assert results[0]["tensor"] + results[1]["tensor"] == [0, 1, 2, 3, 4]
     assert results[0]["tensor"] == [0, 1, 2] and results[0]["list"] == ["a", "b", "c"]
@@ -60,6 +61,7 @@ def test_rank_zero_prepares_the_data_before_the_others_read_it():
 def test_one_process_leaves_everything_as_it_is():
     parameter = torch.nn.Parameter(torch.zeros(2))
     parameter.grad = torch.ones(2)
-    assert distributed.sum_gradients([parameter], 0.1, 3) == [0.1, 3]
+    numbers = torch.tensor([0.1, 3.0], dtype=torch.float64)
+    assert distributed.sum_gradients([parameter], numbers) is numbers
     assert parameter.grad.tolist() == [1.0, 1.0] and distributed.shard([1, 2]) == [1, 2]
     assert distributed.world_size() == 1 and distributed.is_main()

@@ -166,20 +166,20 @@ def test_static_training_starts_from_another_runs_final_topology(tmp_path):
 def test_resume_after_a_crash_between_metrics_and_checkpoint_keeps_one_line_per_epoch(tmp_path, monkeypatch):
     """Epoch 2's metrics line is written, then the run dies before epoch 2's checkpoint: the resumed run
     redoes epoch 2 from epoch 1's checkpoint and its metrics equal an uninterrupted run's, line for line."""
-    from sparsenet.train import classify
+    from sparsenet.train import loop
     whole = train(_config(tmp_path, run_name="whole", epochs=3))
-    real_save, saves = classify.save_checkpoint, []
+    real_save, saves = loop.save_checkpoint, []
 
     def die_at_second_checkpoint(path, state):
-        saves.append(path)
-        if len(saves) == 2:
+        saves.append(Path(path).name)
+        if saves.count("checkpoint.pt") == 2:
             raise KeyboardInterrupt
         real_save(path, state)
 
-    monkeypatch.setattr(classify, "save_checkpoint", die_at_second_checkpoint)
+    monkeypatch.setattr(loop, "save_checkpoint", die_at_second_checkpoint)
     with pytest.raises(KeyboardInterrupt):
         train(_config(tmp_path, run_name="cut", epochs=3))
     assert len(_losses(tmp_path / "cut")) == 2  # epoch 2's line is there, its checkpoint is not
-    monkeypatch.setattr(classify, "save_checkpoint", real_save)
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
     train(None, resume=tmp_path / "cut")
     assert _metrics(tmp_path / "cut") == _metrics(whole["run_dir"]) and len(_metrics(whole["run_dir"])) == 3

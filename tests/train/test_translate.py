@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparsenet.train import steps, translate
+from sparsenet.evolution import TopologyEngine
+from sparsenet.topology import sparse_layers
+from sparsenet.train import loop, translate
+from sparsenet.train.checkpoint import load_checkpoint
 from sparsenet.train.translate import bleu, build_config, inoam
 from tests.data.test_translation_data import _corpus
 
@@ -179,7 +182,7 @@ def test_validation_sees_the_weights_before_that_steps_topology_update(tmp_path,
     the model saved just before the engine's step (captured by wrapping the engine)."""
     monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))
     order = []
-    real_step, real_loss = translate.TopologyEngine.step, translate.validation_loss
+    real_step, real_loss = TopologyEngine.step, translate.validation_loss
 
     def step(engine, global_step):
         stats = real_step(engine, global_step)
@@ -188,10 +191,10 @@ def test_validation_sees_the_weights_before_that_steps_topology_update(tmp_path,
         return stats
 
     def loss(model, batches):
-        order.append(("valid", sum(l.nnz for l in translate.sparse_layers(model))))
+        order.append(("valid", sum(l.nnz for l in sparse_layers(model))))
         return real_loss(model, batches)
 
-    monkeypatch.setattr(translate.TopologyEngine, "step", step)
+    monkeypatch.setattr(TopologyEngine, "step", step)
     monkeypatch.setattr(translate, "validation_loss", loss)
     translate.train(build_config(**_tiny_options(tmp_path, train_steps=40), method="chtss"))
     # updates at 10 and 20 (t_end 30); the evaluation at 20 sees the density before the update at 20
@@ -217,7 +220,7 @@ def test_resume_after_a_crash_between_metrics_and_checkpoint_keeps_one_line_per_
     monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))
     options = _tiny_options(tmp_path, train_steps=60, sparsity=0.5)
     whole = translate.train(build_config(**options, run_name="whole"))
-    real_save, saves = steps.save_checkpoint, []
+    real_save, saves = loop.save_checkpoint, []
 
     def die_at_second_checkpoint(path, state):
         saves.append(Path(path).name)
@@ -225,12 +228,12 @@ def test_resume_after_a_crash_between_metrics_and_checkpoint_keeps_one_line_per_
             raise KeyboardInterrupt
         real_save(path, state)
 
-    monkeypatch.setattr(steps, "save_checkpoint", die_at_second_checkpoint)
+    monkeypatch.setattr(loop, "save_checkpoint", die_at_second_checkpoint)
     with pytest.raises(KeyboardInterrupt):
         translate.train(build_config(**options, run_name="cut"))
     cut = tmp_path / "runs" / "cut"
     assert len(_records(cut)) == 2  # the second evaluation's line is there, its checkpoint is not
-    monkeypatch.setattr(steps, "save_checkpoint", real_save)
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
     translate.train(None, resume=cut)
     assert _records(cut) == _records(Path(whole["run_dir"])) and len(_records(cut)) == 3
 
@@ -239,7 +242,7 @@ def test_best_checkpoint_is_written_only_when_validation_improves(tmp_path, monk
     """Scripted validation losses 3, 1, 2, 0.5, 4 at the five evaluations: best.pt is written at the first,
     second and fourth only, and the reported model is the fourth's."""
     monkeypatch.setenv("SPARSENET_DATA", str(tmp_path / "cache"))
-    scripted, real_save = [3.0, 1.0, 2.0, 0.5, 4.0], steps.save_checkpoint
+    scripted, real_save = [3.0, 1.0, 2.0, 0.5, 4.0], loop.save_checkpoint
     evaluations, written = [], []  # written: (evaluation number, the saved model)
 
     def scripted_loss(model, batches):
@@ -251,10 +254,10 @@ def test_best_checkpoint_is_written_only_when_validation_improves(tmp_path, monk
             written.append((len(evaluations), {k: v.clone() for k, v in state["model"].items()}))
         real_save(path, state)
 
-    monkeypatch.setattr(steps, "save_checkpoint", save)
+    monkeypatch.setattr(loop, "save_checkpoint", save)
     monkeypatch.setattr(translate, "validation_loss", scripted_loss)
     summary = translate.train(build_config(**_tiny_options(tmp_path, train_steps=100, method="set", sparsity=0.5)))
     assert [evaluation for evaluation, _ in written] == [1, 2, 4]
     assert summary["best_valid_loss"] == 0.5
-    reported = translate.load_checkpoint(Path(summary["run_dir"]) / "best.pt")["model"]
+    reported = load_checkpoint(Path(summary["run_dir"]) / "best.pt")["model"]
     assert all(torch.equal(reported[k], v) for k, v in written[-1][1].items())

@@ -12,7 +12,7 @@ import torch
 
 from sparsenet.models import MLP
 from sparsenet.sparse import layer_memory
-from sparsenet.train import classify
+from sparsenet.train import classify, loop
 from sparsenet.train.checkpoint import load_checkpoint
 from sparsenet.train.classify import build_config, train
 from sparsenet.train.memory_plan import check_plan, plan_mlp
@@ -87,20 +87,20 @@ def test_mid_epoch_checkpoint_resumes_exactly(tmp_path, monkeypatch):
     equal an uninterrupted run's."""
     options = dict(epochs=3, checkpoint_every=3, method="chts", sparsity=0.8)
     whole = train(_config(tmp_path, run_name="whole", **options))
-    real_save, mid_epoch = classify.save_checkpoint, []
+    real_save, mid_epoch = loop.save_checkpoint, []
 
     def stop_after_epoch_2s_second_mid_epoch_checkpoint(path, state):
         real_save(path, state)
-        if "within" in state and state["epoch"] == 1:
-            mid_epoch.append(state["within"]["position"])
+        if Path(path).name == "checkpoint.pt" and state["clock"]["interval_weight"] and state["batches"]["epoch"] == 1:
+            mid_epoch.append(state["batches"]["position"])
             if len(mid_epoch) == 2:
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(classify, "save_checkpoint", stop_after_epoch_2s_second_mid_epoch_checkpoint)
+    monkeypatch.setattr(loop, "save_checkpoint", stop_after_epoch_2s_second_mid_epoch_checkpoint)
     with pytest.raises(KeyboardInterrupt):
         train(_config(tmp_path, run_name="cut", **options))
     assert mid_epoch == [3, 6] and len(_metrics(tmp_path / "cut")) == 1  # inside epoch 2, after batch 6
-    monkeypatch.setattr(classify, "save_checkpoint", real_save)
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
     resumed = train(None, resume=tmp_path / "cut")
     assert _metrics(tmp_path / "cut") == _metrics(whole["run_dir"])
     assert resumed["final_test_accuracy"] == whole["final_test_accuracy"]
