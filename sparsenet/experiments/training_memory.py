@@ -28,7 +28,6 @@ import ctypes.util
 import gc
 import json
 import multiprocessing
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -51,6 +50,7 @@ from ..train.classify import PRESETS as CLASSIFY_PRESETS
 from ..train.classify import ClassifyConfig
 from ..train.translate import PRESETS as TRANSLATE_PRESETS
 from ..train.translate import TranslateConfig
+from .timing import machine_line, resolve_device
 
 MIB = 2**20
 RSS = "peak RSS"  # MemoryRow.source of CPU measurements, whose activation peak is an estimate
@@ -370,15 +370,6 @@ def measure_fresh(*args, **kwargs) -> MemoryRow:
         return pool.submit(measure, *args, **kwargs).result()
 
 
-def check_device(device: str) -> None:
-    """``ValueError`` (one line) unless ``device`` is cpu, or cuda[:n] with CUDA available."""
-    if device != "cpu" and device != "cuda" and not device.startswith("cuda:"):
-        raise ValueError(f"unknown device {device!r}; choose cpu or cuda")
-    if device != "cpu" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine "
-                         f"(torch {torch.__version__} built without CUDA or no GPU)")
-
-
 def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -494,7 +485,8 @@ def run_memory(model: str, dataset: str, sparsities: list[float], device: str = 
     ``batch``: MLP samples (default 32) or Transformer sentence pairs of ``length`` source and ``length``
     target tokens (default 16 × 32 + 16 × 32). ``sizes`` override the data set's model sizes (MLP:
     ``in_features``, ``hidden``, ``classes``; Transformer: ``vocab``, ``d_model``, ``heads``, ``layers``,
-    ``d_ff``). ``ValueError`` (one line) for bad input, including cuda on a machine without it.
+    ``d_ff``). ``device``: auto (CUDA when present), cpu, cuda or cuda:N (``timing.resolve_device``).
+    ``ValueError`` (one line) for bad input, including cuda on a machine without it.
     """
     sizes = model_sizes(model, dataset, sizes)
     sparsities = check_sparsities(sparsities)
@@ -502,15 +494,14 @@ def run_memory(model: str, dataset: str, sparsities: list[float], device: str = 
     batch = _positive_int("batch", MODELS[model][2] if batch is None else batch)
     if _positive_int("length", length) > MAX_LENGTH:
         raise ValueError(f"length must be at most {MAX_LENGTH} (the Transformer's position table), got {length}")
-    check_device(device)
+    device = str(resolve_device(device))
     rows = [measure_fresh(model, s, steps, device, seed, batch, length, **sizes)
             for s in tqdm(sparsities, desc="models", disable=not sys.stderr.isatty())]
     shape = f"{batch}×{length}+{batch}×{length} tokens" if model == "transformer" else f"{batch} samples"
     setting = f"{model} for {dataset}, {steps} steps on {device}"
     details = f"{', '.join(f'{k} {v}' for k, v in sizes.items())}, batch {shape}"
-    machine = (f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-               f"{platform.processor() or platform.machine()}")
-    out = Path(out or f"runs/memory/{model}-{dataset}-{device}")
+    machine = machine_line(device)
+    out = Path(out or f"runs/memory/{model}-{dataset}-{torch.device(device).type}")
     setup = dict(model=model, dataset=dataset, device=device, steps=steps, seed=seed, batch=batch,
                  length=length if model == "transformer" else None, sizes=sizes, torch=torch.__version__)
     json_path = write_json(rows, setup, Path(f"{out}.json"))
