@@ -17,9 +17,18 @@ into its own contiguous ``(in, rows)`` matrix (the same bytes the unblocked path
 per block, each block's output copied into its columns of the feature-major output, and the input
 gradient written row-major, the layout the input came in. A feature-major input (a sparse layer's output)
 keeps the unblocked path, which needs no copy at all.
+
+Precision: custom autograd Functions are not autocast-aware, so the kernel declares its own policy
+(``kernel_dtypes``). A call's dtype is the autocast dtype when autocast is on for the input's device (as for
+``nn.Linear``), else the input's, which must then be the values' dtype. Each product runs in that dtype where
+the device has a kernel for it (``LOW_PRECISION_PRODUCTS``: cuSPARSE's CSR product takes bf16/fp16) and in
+float32 where it has none (the CPU's MKL CSR products; ``torch.sparse.sampled_addmm`` on CUDA); the output is
+in the call's dtype, the input gradient in the input's, the values' and bias's gradients in theirs (float32
+master weights under autocast). Float64 is never lowered.
 """
 import contextlib
 import weakref
+from dataclasses import dataclass
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -28,52 +37,59 @@ from .csr import CSRCache
 
 
 class _SparseMatmul(torch.autograd.Function):
-    """``y_t = W @ x_t + bias`` for ``x_t: (in, n)``, W given by ``values: (nnz,)`` + a ``CSRCache``."""
+    """``y_t = W @ x_t + bias`` for ``x_t: (in, n)`` contiguous in ``dtypes.spmm``, W given by ``values: (nnz,)`` +
+    a ``CSRCache``; ``y_t (out, n)`` in ``dtypes.output``."""
 
     @staticmethod
-    def forward(ctx, x_t: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None, cache: CSRCache
-                ) -> torch.Tensor:
-        ctx.cache = cache
+    def forward(ctx, x_t: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None, cache: CSRCache,
+                dtypes: "KernelDtypes") -> torch.Tensor:
+        ctx.cache, ctx.dtypes = cache, dtypes
+        ctx.bias_dtype = None if bias is None else bias.dtype
         ctx.save_for_backward(x_t, values)
-        return forward_product(cache, values, x_t, bias)
+        with _autocast_off(x_t.device.type):
+            return forward_product(cache, values.to(dtypes.spmm), x_t, _cast(bias, dtypes.spmm)).to(dtypes.output)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y_t: torch.Tensor):
         x_t, values = ctx.saved_tensors
-        cache = ctx.cache
-        grad_y_t = grad_y_t.contiguous()
+        cache, dtypes = ctx.cache, ctx.dtypes
         grad_x_t = grad_values = grad_bias = None
+        grad_y_t = _contiguous(grad_y_t, dtypes.spmm)
         if ctx.needs_input_grad[0]:
-            grad_x_t = input_grad_product(cache, values, grad_y_t)
+            grad_x_t = input_grad_product(cache, values.to(dtypes.spmm), grad_y_t)
         if ctx.needs_input_grad[1]:
-            grad_values = values_grad_product(cache, values, grad_y_t, x_t)
+            grad_values = values_grad_product(cache, values.to(dtypes.sddmm), grad_y_t.to(dtypes.sddmm),
+                                              x_t.to(dtypes.sddmm)).to(values.dtype)
         if ctx.needs_input_grad[2]:
-            grad_bias = grad_y_t.sum(1)
-        return grad_x_t, grad_values, grad_bias, None
+            grad_bias = grad_y_t.sum(1, dtype=ctx.bias_dtype)
+        return grad_x_t, grad_values, grad_bias, None, None
 
 
 class _BlockedSparseMatmul(torch.autograd.Function):
     """``y_t = W @ x_t + bias`` for a row-major ``x: (..., in)`` with the backward in batch blocks of
-    ``BLOCK_ROWS`` rows, and the forward too unless ``x_t``, x's contiguous ``(in, n)`` copy, is given (made
-    by the caller under its grad mode, so ``shared_inputs()`` shares it with unblocked siblings);
-    ``y_t (out, n)`` contiguous, as ``_SparseMatmul``'s. Saves the input blocks, ``(in, rows)`` contiguous
-    each (or ``x_t``), when the values need a gradient; returns the input gradient row-major, in ``x``'s
-    shape."""
+    ``BLOCK_ROWS`` rows, and the forward too unless ``x_t``, x's contiguous ``(in, n)`` copy in ``dtypes.spmm``, is
+    given (made by the caller under its grad mode, so ``shared_inputs()`` shares it with unblocked siblings);
+    ``y_t (out, n)`` contiguous in ``dtypes.output``, as ``_SparseMatmul``'s. Saves the input blocks, ``(in, rows)``
+    contiguous each in ``dtypes.spmm`` (or ``x_t``), when the values need a gradient; returns the input gradient
+    row-major, in ``x``'s shape and dtype."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None, cache: CSRCache,
-                x_t: torch.Tensor | None) -> torch.Tensor:
+                x_t: torch.Tensor | None, dtypes: "KernelDtypes") -> torch.Tensor:
         blocked_forward = x_t is None
-        if blocked_forward:
-            parts = batch_blocks(x)
-            y_t = x.new_empty(cache.shape[0], sum(block.shape[1] for block in parts))
-            for start, block in zip(range(0, y_t.shape[1], BLOCK_ROWS), parts):
-                y_t[:, start:start + BLOCK_ROWS] = forward_product(cache, values, block, bias)
-        else:
-            parts = [x_t]
-            y_t = forward_product(cache, values, x_t, bias)
-        ctx.cache, ctx.input_shape, ctx.blocked_forward = cache, x.shape, blocked_forward
+        with _autocast_off(x.device.type):
+            weights, bias_ = values.to(dtypes.spmm), _cast(bias, dtypes.spmm)
+            if blocked_forward:
+                parts = batch_blocks(x, dtypes.spmm)
+                y_t = x.new_empty(cache.shape[0], sum(block.shape[1] for block in parts), dtype=dtypes.output)
+                for start, block in zip(range(0, y_t.shape[1], BLOCK_ROWS), parts):
+                    y_t[:, start:start + BLOCK_ROWS] = forward_product(cache, weights, block, bias_)
+            else:
+                parts = [x_t]
+                y_t = forward_product(cache, weights, x_t, bias_).to(dtypes.output)
+        ctx.cache, ctx.input_shape, ctx.blocked_forward, ctx.dtypes = cache, x.shape, blocked_forward, dtypes
+        ctx.input_dtype, ctx.bias_dtype = x.dtype, None if bias is None else bias.dtype
         ctx.save_for_backward(values, *(parts if ctx.needs_input_grad[1] else ()))  # inputs: for dW only
         return y_t
 
@@ -81,21 +97,24 @@ class _BlockedSparseMatmul(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_y_t: torch.Tensor):
         values, *parts = ctx.saved_tensors
-        cache = ctx.cache
+        cache, dtypes = ctx.cache, ctx.dtypes
         n = grad_y_t.shape[1]
-        grad_x = grad_y_t.new_empty(n, cache.shape[1]) if ctx.needs_input_grad[0] else None
-        grad_values = torch.zeros_like(values) if ctx.needs_input_grad[1] else None
-        transposed = cache.transposed(values) if grad_x is not None else None  # built once for all blocks
-        pattern = cache.matrix(torch.zeros_like(values)) if grad_values is not None else None
+        grad_x = grad_y_t.new_empty(n, cache.shape[1], dtype=ctx.input_dtype) if ctx.needs_input_grad[0] else None
+        grad_values = values.new_zeros(values.shape, dtype=dtypes.sddmm) if ctx.needs_input_grad[1] else None
+        transposed = cache.transposed(values.to(dtypes.spmm)) if grad_x is not None else None  # once for all
+        pattern = cache.matrix(values.new_zeros(values.shape, dtype=dtypes.sddmm)) if grad_values is not None \
+            else None
         for index, start in enumerate(range(0, n, BLOCK_ROWS)):
-            grad_block = grad_y_t[:, start:start + BLOCK_ROWS].contiguous()
+            grad_block = _contiguous(grad_y_t[:, start:start + BLOCK_ROWS], dtypes.spmm)
             if grad_x is not None:
                 grad_x[start:start + BLOCK_ROWS] = _csr_times_dense(transposed, grad_block).t()
             if grad_values is not None:
                 x_block = parts[index] if ctx.blocked_forward else parts[0][:, start:start + BLOCK_ROWS]
-                grad_values += torch.sparse.sampled_addmm(pattern, grad_block, x_block.t(), beta=0.0).values()
-        grad_bias = grad_y_t.sum(1) if ctx.needs_input_grad[2] else None
-        return None if grad_x is None else grad_x.view(ctx.input_shape), grad_values, grad_bias, None, None
+                grad_values += torch.sparse.sampled_addmm(pattern, grad_block.to(dtypes.sddmm),
+                                                          x_block.t().to(dtypes.sddmm), beta=0.0).values()
+        grad_bias = grad_y_t.sum(1, dtype=ctx.bias_dtype) if ctx.needs_input_grad[2] else None
+        grad_x = None if grad_x is None else grad_x.view(ctx.input_shape)
+        return grad_x, None if grad_values is None else grad_values.to(values.dtype), grad_bias, None, None, None
 
 
 def _csr_times_dense(matrix: torch.Tensor, dense: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -138,6 +157,44 @@ def values_grad_product(cache: CSRCache, values: torch.Tensor, grad_y_t: torch.T
 BLOCK_ROWS = 128  # rows per batch block (64-256 measured within 10% of each other at 90% and 1,024 rows)
 BLOCKED_OPERAND_BYTES = 2 * 2**20  # block when a product's (features, n) operand is larger: about a core's L2
 
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+# The products that have a bf16/fp16 kernel, per device type: "spmm" (CSR times dense: the forward and the input
+# gradient) has one in cuSPARSE; "sddmm" (torch.sparse.sampled_addmm: the values' gradient) has none on CUDA
+# (pytorch#164666); the CPU's MKL CSR products have none. A product without one runs in float32.
+LOW_PRECISION_PRODUCTS: dict[str, frozenset[str]] = {"cuda": frozenset({"spmm"})}
+
+
+@dataclass(frozen=True)
+class KernelDtypes:
+    """The dtypes of one kernel call: ``output``, y's (the call's dtype); ``spmm``, the CSR products' (forward and
+    input gradient, and the saved input copy's); ``sddmm``, the values-gradient product's."""
+    output: torch.dtype
+    spmm: torch.dtype
+    sddmm: torch.dtype
+
+
+def kernel_dtypes(x: torch.Tensor, values: torch.Tensor) -> KernelDtypes:
+    """The dtypes of applying a layer of ``values`` to ``x`` (the policy in the module docstring). Raises
+    ValueError for an input whose dtype differs from the values' outside autocast."""
+    device_type = x.device.type
+    autocast = torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+    if autocast and torch.float64 not in (x.dtype, values.dtype):
+        dtype = torch.get_autocast_dtype(device_type)
+    elif x.dtype != values.dtype:
+        raise ValueError(f"input is {x.dtype} but the layer's values are {values.dtype}: convert one of them, "
+                         f"or run under torch.autocast")
+    else:
+        dtype = x.dtype
+    return KernelDtypes(dtype, product_dtype(device_type, "spmm", dtype), product_dtype(device_type, "sddmm", dtype))
+
+
+def product_dtype(device_type: str, product: str, dtype: torch.dtype) -> torch.dtype:
+    """The dtype ``product`` ("spmm" or "sddmm") runs in on ``device_type`` for a call in ``dtype``: ``dtype``
+    itself unless it is bf16/fp16 and the device has no such kernel (``LOW_PRECISION_PRODUCTS``), then float32."""
+    if dtype in LOW_PRECISION and product not in LOW_PRECISION_PRODUCTS.get(device_type, ()):
+        return torch.float32
+    return dtype
+
 
 def sparse_linear(x: torch.Tensor, values: torch.Tensor, cache: CSRCache, bias: torch.Tensor | None = None
                   ) -> torch.Tensor:
@@ -145,34 +202,58 @@ def sparse_linear(x: torch.Tensor, values: torch.Tensor, cache: CSRCache, bias: 
 
     ``values: (nnz,)`` in the row-major order of ``cache``; ``bias: (out,)`` or None. A feature-major ``x``
     (a sparse layer's output) goes through unblocked, a large row-major one in batch blocks (see the module
-    docstring); the output is feature-major either way, a transposed view of a contiguous ``(out, n)``.
+    docstring); the output is feature-major either way, a transposed view of a contiguous ``(out, n)``, in the
+    call's dtype (``kernel_dtypes``: the autocast dtype under autocast, else ``x``'s, which must be ``values``').
     """
     out_features, in_features = cache.shape
     if x.shape[-1] != in_features:
         raise ValueError(f"input has {x.shape[-1]} features, the layer expects {in_features}")
+    dtypes = kernel_dtypes(x, values)
     lead = x.shape[:-1]
-    blocked_forward, blocked_backward = _blocking(x, out_features)
-    if blocked_backward:
-        x_t = None if blocked_forward else feature_major(x).detach()  # detached: the gradient goes to x itself
-        y_t = _BlockedSparseMatmul.apply(x, values, bias, cache, x_t)
+    blocked_forward, blocked_backward = _blocking(x, out_features, dtypes.spmm)
+    if blocked_backward:  # x_t detached: the gradient goes to x itself
+        x_t = None if blocked_forward else feature_major(x, dtypes.spmm).detach()
+        y_t = _BlockedSparseMatmul.apply(x, values, bias, cache, x_t, dtypes)
     else:
-        y_t = _SparseMatmul.apply(feature_major(x), values, bias, cache)
+        y_t = _SparseMatmul.apply(feature_major(x, dtypes.spmm), values, bias, cache, dtypes)
     return y_t.t().reshape(*lead, out_features)
 
 
-def _blocking(x: torch.Tensor, out_features: int) -> tuple[bool, bool]:
-    """``(forward, backward)``: which halves of the kernel take ``x (..., in)`` in batch blocks. Only on CPU
-    (the reason is a core's cache; on a GPU the blocks would be extra launches, unmeasured), only a
-    row-major ``x`` of more than one block of rows; the forward when its operand ``(in, n)`` exceeds
-    ``BLOCKED_OPERAND_BYTES``, the backward then too, or when the input gradient's operand ``(out, n)`` does."""
+def _blocking(x: torch.Tensor, out_features: int, dtype: torch.dtype | None = None) -> tuple[bool, bool]:
+    """``(forward, backward)``: which halves of the kernel take ``x (..., in)`` in batch blocks, for products in
+    ``dtype`` (default ``x``'s). Only on CPU (the reason is a core's cache; on a GPU the blocks would be extra
+    launches, unmeasured), only a row-major ``x`` of more than one block of rows; the forward when its operand
+    ``(in, n)`` exceeds ``BLOCKED_OPERAND_BYTES``, the backward then too, or when the input gradient's operand
+    ``(out, n)`` does."""
     rows = x.numel() // max(x.shape[-1], 1)
     if x.device.type != "cpu" or rows <= BLOCK_ROWS or x.shape[-1] == 0 or x.stride(-1) != 1:
         return False, False
-    forward = x.shape[-1] * rows * x.element_size() > BLOCKED_OPERAND_BYTES
-    return forward, forward or out_features * rows * x.element_size() > BLOCKED_OPERAND_BYTES
+    size = (dtype or x.dtype).itemsize
+    forward = x.shape[-1] * rows * size > BLOCKED_OPERAND_BYTES
+    return forward, forward or out_features * rows * size > BLOCKED_OPERAND_BYTES
 
 
-_MEMOS: list[dict] = []  # the active block's {(id(input), form): (weakref, (version, grad mode), copy)}
+def _autocast_off(device_type: str):
+    """A block in which autocast is off for ``device_type`` (the kernel chooses its dtypes itself: autocast
+    would lower the CSR products to a dtype the device may have no kernel for)."""
+    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def _cast(tensor: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """``tensor`` in ``dtype`` (itself when it already is; None stays None)."""
+    return None if tensor is None else tensor.to(dtype)
+
+
+def _contiguous(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``tensor`` contiguous in ``dtype``: at most one copy (none when it already is)."""
+    if tensor.dtype == dtype:
+        return tensor.contiguous()
+    return tensor.to(dtype, memory_format=torch.contiguous_format)
+
+
+_MEMOS: list[dict] = []  # the active block's {(id(input), (form, dtype)): (weakref, (version, grad mode), copy)}
 
 
 @contextlib.contextmanager
@@ -192,25 +273,28 @@ def shared_inputs():
         _MEMOS.pop().clear()  # the entries' weakref callbacks refer to the memo: break the cycle now
 
 
-def feature_major(x: torch.Tensor) -> torch.Tensor:
-    """``x (..., in)`` as a contiguous ``(in, n)`` matrix (no copy when ``x`` is a sparse layer's output);
-    inside ``shared_inputs()`` made once per input tensor (inference tensors, which keep no version counter,
-    are not shared)."""
-    return _shared(x, "feature-major", lambda: x.reshape(-1, x.shape[-1]).t().contiguous())
+def feature_major(x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``x (..., in)`` as a contiguous ``(in, n)`` matrix in ``dtype`` (default ``x``'s; no copy when ``x`` is a
+    sparse layer's output of that dtype); inside ``shared_inputs()`` made once per input tensor and dtype
+    (inference tensors, which keep no version counter, are not shared)."""
+    dtype = dtype or x.dtype
+    return _shared(x, ("feature-major", dtype), lambda: _contiguous(x.reshape(-1, x.shape[-1]).t(), dtype))
 
 
-def batch_blocks(x: torch.Tensor) -> list[torch.Tensor]:
-    """``x (..., in)`` as ``ceil(n / BLOCK_ROWS)`` contiguous ``(in, rows)`` matrices, block ``i`` holding rows
-    ``i·BLOCK_ROWS`` onwards of its ``(n, in)`` view (the last one shorter); inside ``shared_inputs()`` made
-    once per input tensor."""
+def batch_blocks(x: torch.Tensor, dtype: torch.dtype | None = None) -> list[torch.Tensor]:
+    """``x (..., in)`` as ``ceil(n / BLOCK_ROWS)`` contiguous ``(in, rows)`` matrices in ``dtype`` (default ``x``'s),
+    block ``i`` holding rows ``i·BLOCK_ROWS`` onwards of its ``(n, in)`` view (the last one shorter); inside
+    ``shared_inputs()`` made once per input tensor and dtype."""
+    dtype = dtype or x.dtype
+
     def make():
         rows = x.reshape(-1, x.shape[-1])
-        return [rows[start:start + BLOCK_ROWS].t().clone(memory_format=torch.contiguous_format)  # always a copy
-                for start in range(0, rows.shape[0], BLOCK_ROWS)]
-    return _shared(x, "blocks", make)
+        return [rows[start:start + BLOCK_ROWS].t().to(dtype, memory_format=torch.contiguous_format, copy=True)
+                for start in range(0, rows.shape[0], BLOCK_ROWS)]  # always a copy, even of a one-row block
+    return _shared(x, ("blocks", dtype), make)
 
 
-def _shared(x: torch.Tensor, form: str, make):
+def _shared(x: torch.Tensor, form: tuple[str, torch.dtype], make):
     """``make()``, the ``form`` of ``x`` the kernel reads, shared inside ``shared_inputs()`` while ``x`` lives
     unchanged; a form that is ``x``'s own storage (no copy made) is not kept."""
     memo = _MEMOS[-1] if _MEMOS and not x.is_inference() else None

@@ -46,22 +46,29 @@ def test_guard_catches_a_dense_weight(layer):
     assert _guarded(layer.to_dense)
 
 
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("blocked", [False, True])
-def test_no_dense_tensor_in_construction_training_and_edits(layer, blocked, monkeypatch):
+def test_no_dense_tensor_in_construction_training_and_edits(layer, blocked, autocast, monkeypatch):
     if blocked:  # the batch-blocked kernel, forward and backward, in blocks of 2 of the 8 rows
         from sparsenet.sparse import functional
         monkeypatch.setattr(functional, "BLOCK_ROWS", 2)
         monkeypatch.setattr(functional, "BLOCKED_OPERAND_BYTES", 0)
-    x = torch.randn(8, IN, dtype=torch.float64, requires_grad=True)
+    if autocast is not None:  # float32 master weights, products under the kernel's autocast policy
+        layer.float()
+    x = torch.randn(8, IN, dtype=layer.values.dtype, requires_grad=True)
     g = torch.Generator().manual_seed(1)
 
     def session():
         SparseLinear(IN, OUT, density=0.6, generator=g)
-        layer(x).square().sum().backward()
+        with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            y = layer(x)
+        y.float().square().sum().backward()
         layer.remove(torch.rand(layer.nnz, generator=g) < 0.7)
         keys = sample_absent_keys(linear_keys(layer.indices, IN), OUT * IN, 200, g)
         layer.insert(torch.stack((keys // IN, keys % IN)))
-        layer(x).sum().backward()
+        with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            y = layer(x)
+        y.float().sum().backward()
         layer.load_state_dict(SparseLinear(IN, OUT, density=0.02, dtype=torch.float64).state_dict())
         layer_memory(layer)
     assert _guarded(session) == []
