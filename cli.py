@@ -141,13 +141,14 @@ class CLI:
     @typed
     def memory(self, *more_sparsities, model: str = "transformer", dataset: str | None = None,
                sparsity: float | tuple = 0.9, device: str = "auto", steps: int = 20, seed: int = 0,
-               out: str | None = None, batch: int | None = None, length: int = 32):
+               out: str | None = None, batch: int | None = None, length: int = 32, precision: str = "fp32"):
         """Measure training memory of the dense model and the sparse one(s): parameters, gradients,
         optimizer state, structure (indices + CSR caches), activation peak and total peak, with the ratio
         to dense. Each model trains for --steps steps on random data (no data set needed) in a fresh process;
         CPU: counted tensor bytes + the process's peak RSS growth; CUDA: torch.cuda.max_memory_allocated.
         On both, one more step gives the allocator's peak (CPU: profiler memory events; CUDA:
-        max_memory_allocated): the step's transient bytes and the allocated peak. Prints a table and writes OUT.json and OUT.png.
+        max_memory_allocated): the step's transient bytes and the allocated peak. Prints a table and writes OUT.json
+        and OUT.png.
 
         Args:
             more_sparsities: further sparsities after --sparsity, e.g. --sparsity 0.9 0.95 0.99.
@@ -162,12 +163,14 @@ class CLI:
             out: path stem of the JSON and PNG (default runs/memory/MODEL-DATASET-DEVICE, DEVICE cpu or cuda).
             batch: MLP samples (default 32) or Transformer sentence pairs (default 16).
             length: Transformer source and target tokens per sentence (default 32).
+            precision: fp32, or bf16 (forward and loss under bf16 autocast; float32 master values, gradients
+                and optimizer state).
         """
         from sparsenet.experiments.training_memory import run_memory
         dataset = dataset or {"mlp": "mnist", "transformer": "iwslt14"}.get(model, "")
         sparsities = [*(sparsity if isinstance(sparsity, (tuple, list)) else [sparsity]), *more_sparsities]
         try:
-            print(run_memory(model, dataset, sparsities, device, steps, seed, out, batch, length))
+            print(run_memory(model, dataset, sparsities, device, steps, seed, out, batch, length, precision))
         except ValueError as error:
             raise SystemExit(f"error: {error}")
 

@@ -8,6 +8,8 @@ dense bf16:  the same layer under ``torch.autocast(dtype=torch.bfloat16)``, the 
 dense+mask:  ``nn.Linear`` whose weight is multiplied by a 0/1 mask in forward (what published DST code does),
              float32; its memory adds the mask.
 sparse:      ``SparseLinear``, float32.
+sparse bf16: the same layer under bf16 autocast (the kernel's own policy: bf16 products where the device has
+             a kernel for them, float32 where it has none; float32 value gradients).
 Memory = weights + gradients + Adam moments (+ mask / indices and CSR caches), counted tensor bytes (the same
 on every device; bf16 autocast keeps float32 weights, so its bytes are dense fp32's).
 
@@ -141,8 +143,8 @@ def time_shares(sparse: SparseLinear, x: torch.Tensor, repeats: int, warmup: int
 def measure(out_f: int, in_f: int, rows: int, sparsities=SPARSITIES, repeats: int = 20, warmup: int = 5,
             seed: int = 0, profile: bool = False, device: torch.device | str = "cpu") -> list[dict]:
     """One row per sparsity on ``device``: times in ms (``dense_ms``, ``tf32_ms`` (None off CUDA), ``bf16_ms``,
-    ``masked_ms``, ``sparse_ms``) and counted memory in bytes for the layers (and with ``profile`` the sparse
-    layer's ``time_shares``)."""
+    ``masked_ms``, ``sparse_ms``, ``sparse_bf16_ms``) and counted memory in bytes for the layers (and with
+    ``profile`` the sparse layer's ``time_shares``)."""
     device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(rows, in_f, generator=generator).to(device).requires_grad_()
@@ -161,11 +163,13 @@ def measure(out_f: int, in_f: int, rows: int, sparsities=SPARSITIES, repeats: in
         masked_ms = _step_ms(lambda inp: F.linear(inp, dense.weight * mask, dense.bias), x, dense_params, grad,
                              repeats, warmup)
         sparse_ms = _step_ms(sparse, x, list(sparse.parameters()), grad, repeats, warmup)
+        sparse_bf16_ms = _step_ms(sparse, x, list(sparse.parameters()), grad, repeats, warmup,
+                                  autocast_dtype=torch.bfloat16)
         sparse_bytes = total_memory(sparse, "adam")[0]
         result.append(dict(shape=f"{out_f}x{in_f}", rows=rows, sparsity=sparsity, nnz=sparse.nnz,
                            dense_ms=dense_ms, tf32_ms=tf32_ms, bf16_ms=bf16_ms, masked_ms=masked_ms,
-                           sparse_ms=sparse_ms, dense_bytes=dense_bytes, masked_bytes=dense_bytes + mask.numel(),
-                           sparse_bytes=sparse_bytes,
+                           sparse_ms=sparse_ms, sparse_bf16_ms=sparse_bf16_ms, dense_bytes=dense_bytes,
+                           masked_bytes=dense_bytes + mask.numel(), sparse_bytes=sparse_bytes,
                            **({"shares": time_shares(sparse, x, repeats, warmup)} if profile else {})))
         del sparse, mask
     return result
@@ -180,23 +184,25 @@ def _ratio(numerator: float | None, sparse_ms: float) -> str:
 
 
 COLUMNS = ("| out×in | batch | sparsity | dense fp32 ms | dense TF32 ms | dense bf16 ms | dense+mask ms | sparse ms "
-           "| fp32/sparse | TF32/sparse | bf16/sparse | mask/sparse | dense MiB | dense+mask MiB | sparse MiB "
-           "| sparse/dense mem |")
+           "| sparse bf16 ms | fp32/sparse | TF32/sparse | mask/sparse | bf16/sparse bf16 | dense MiB "
+           "| dense+mask MiB | sparse MiB | sparse/dense mem |")
 
 
 def format_table(rows: list[dict]) -> str:
-    """Markdown table with the ratio columns (each dense form's time over the sparse layer's; the sparse
-    layer's memory share) and, for profiled rows, the sparse step's shares."""
+    """Markdown table with the ratio columns (each float32 dense form's time over the float32 sparse layer's,
+    dense bf16's over sparse bf16's; the sparse layer's memory share) and, for profiled rows, the sparse step's
+    shares."""
     profiled = bool(rows) and "shares" in rows[0]
     lines = [COLUMNS + (" sparse: products | copies | bookkeeping |" if profiled else ""),
-             "|---|---:|---:" + "|---:" * 13 + "|" + ("---:|---:|---:|" if profiled else "")]
+             "|---|---:|---:" + "|---:" * 14 + "|" + ("---:|---:|---:|" if profiled else "")]
     for r in rows:
         shares = r.get("shares")
         sparse_ms = r["sparse_ms"]
         lines.append(f"| {r['shape']} | {r['rows']} | {r['sparsity']:.3f} | {_ms(r['dense_ms'])} | "
                      f"{_ms(r['tf32_ms'])} | {_ms(r['bf16_ms'])} | {_ms(r['masked_ms'])} | {_ms(sparse_ms)} | "
-                     f"{_ratio(r['dense_ms'], sparse_ms)} | {_ratio(r['tf32_ms'], sparse_ms)} | "
-                     f"{_ratio(r['bf16_ms'], sparse_ms)} | {_ratio(r['masked_ms'], sparse_ms)} | "
+                     f"{_ms(r['sparse_bf16_ms'])} | {_ratio(r['dense_ms'], sparse_ms)} | "
+                     f"{_ratio(r['tf32_ms'], sparse_ms)} | {_ratio(r['masked_ms'], sparse_ms)} | "
+                     f"{_ratio(r['bf16_ms'], r['sparse_bf16_ms'])} | "
                      f"{r['dense_bytes'] / MIB:.2f} | {r['masked_bytes'] / MIB:.2f} | {r['sparse_bytes'] / MIB:.3f} | "
                      f"{r['sparse_bytes'] / r['dense_bytes']:.2%} |"
                      + (f" {shares['products']:.0%} | {shares['copies']:.0%} | {shares['bookkeeping']:.0%} |"

@@ -56,7 +56,8 @@ def test_device_tests_count_what_pytest_ran(smoke):
 
 def test_memory_rows_match_hand_counts_and_the_cpu_reference(smoke):
     memory = smoke[0]["parts"]["memory"]
-    assert memory["sparsities"] == [0.9] and set(memory["models"]) == {"mlp", "transformer"}
+    assert memory["sparsities"] == [0.9] and list(memory["models"]) == ["mlp", "transformer", "transformer_bf16"]
+    assert [m["precision"] for m in memory["models"].values()] == ["fp32", "fp32", "bf16"]
     mlp = memory["models"]["mlp"]
     assert mlp["sizes"] == {"in_features": 784, "hidden": [32, 32], "classes": 10}
     dense_rows, sparse_rows = mlp["rows"]
@@ -74,6 +75,8 @@ def test_memory_rows_match_hand_counts_and_the_cpu_reference(smoke):
             assert row["counted"] == row["cpu_counted"] and row["allocated_peak"] > 0 and row["step_seconds"] > 0
         assert model["rows"][1]["allocated_peak_ratio"] < 1 and "| 0.9 |" in model["table"]
     assert all(memory["checks"].values()) and all(memory["targets"].values())
+    assert set(memory["targets"]) == {"mlp_allocated_ratio_within_5_points_of_cpu",
+                                      "transformer_allocated_ratio_within_5_points_of_cpu"}
 
 
 def test_bench_rows_cover_every_shape_sparsity_and_form(smoke):
@@ -84,7 +87,7 @@ def test_bench_rows_cover_every_shape_sparsity_and_form(smoke):
     for row in rows:
         out_f, in_f = map(int, row["shape"].split("x"))
         assert row["nnz"] == link_count(out_f, in_f, 1 - row["sparsity"]) and row["tf32_ms"] is None
-        assert min(row["dense_ms"], row["bf16_ms"], row["masked_ms"], row["sparse_ms"]) > 0
+        assert min(row["dense_ms"], row["bf16_ms"], row["masked_ms"], row["sparse_ms"], row["sparse_bf16_ms"]) > 0
         assert row["masked_bytes"] == row["dense_bytes"] + out_f * in_f
     assert "(wall clock)" in bench["table"] and "targets" not in bench  # the 8192² targets: CUDA only
 

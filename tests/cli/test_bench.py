@@ -24,12 +24,14 @@ def test_bench_prints_table_with_all_shapes_and_sparsities():
     rows = _rows(result.stdout)
     assert len(rows) == 16 and [r[0] for r in rows[::4]] == [f"{o}x{i}" for o, i, _ in SHAPES]  # no 8192² on CPU
     for cells in rows:
-        dense_ms, bf16_ms, masked_ms, sparse_ms = (float(cells[i]) for i in (3, 5, 6, 7))
-        assert cells[4] == "—" and cells[9] == "—"  # TF32: CUDA only
-        for numerator, ratio in ((dense_ms, cells[8]), (bf16_ms, cells[10]), (masked_ms, cells[11])):
-            assert abs(numerator / sparse_ms - float(ratio.rstrip("×"))) <= 0.051 * max(float(ratio.rstrip("×")), 1)
-        assert float(cells[14]) < float(cells[12]) < float(cells[13])  # sparse < dense < dense+mask MiB
-        shares = [float(c.rstrip("%")) for c in cells[16:19]]  # --profile: products, copies, bookkeeping
+        dense_ms, bf16_ms, masked_ms, sparse_ms, sparse_bf16_ms = (float(cells[i]) for i in (3, 5, 6, 7, 8))
+        assert cells[4] == "—" and cells[10] == "—"  # TF32: CUDA only
+        for numerator, denominator, ratio in ((dense_ms, sparse_ms, cells[9]), (masked_ms, sparse_ms, cells[11]),
+                                              (bf16_ms, sparse_bf16_ms, cells[12])):
+            ratio = float(ratio.rstrip("×"))
+            assert abs(numerator / denominator - ratio) <= 0.051 * max(ratio, 1)
+        assert float(cells[15]) < float(cells[13]) < float(cells[14])  # sparse < dense < dense+mask MiB
+        shares = [float(c.rstrip("%")) for c in cells[17:20]]  # --profile: products, copies, bookkeeping
         assert len(shares) == 3 and abs(sum(shares) - 100) <= 2 and shares[0] > 0
 
 
@@ -40,7 +42,7 @@ def test_bench_takes_shapes_and_sparsities():
     rows = _rows(result.stdout)
     assert [(r[0], r[1], r[2]) for r in rows] == [("64x32", "8", "0.500"), ("64x32", "8", "0.900"),
                                                  ("48x40", "4", "0.500"), ("48x40", "4", "0.900")]
-    assert all(len(r) == 16 for r in rows)  # no profile columns
+    assert all(len(r) == 17 for r in rows)  # no profile columns
 
 
 @pytest.mark.parametrize("options, message", [
@@ -88,7 +90,7 @@ def test_measure_times_every_form_and_counts_the_bytes(device):
     dense_bytes = 4 * 4 * (out_f * in_f + out_f)  # weight + bias; their gradients; Adam's two moments
     for r in result:
         assert r["nnz"] == link_count(out_f, in_f, 1 - r["sparsity"])
-        assert all(r[k] > 0 for k in ("dense_ms", "bf16_ms", "masked_ms", "sparse_ms"))
+        assert all(r[k] > 0 for k in ("dense_ms", "bf16_ms", "masked_ms", "sparse_ms", "sparse_bf16_ms"))
         assert (r["tf32_ms"] is None) == (torch.device(device).type != "cuda")
         assert r["dense_bytes"] == dense_bytes and r["masked_bytes"] == dense_bytes + out_f * in_f
         assert r["sparse_bytes"] < dense_bytes
