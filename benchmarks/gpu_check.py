@@ -114,21 +114,21 @@ def child_environment(stage_dir: Path = STAGE) -> tuple[dict, list[str]]:
 # parts run in a child process (python -m benchmarks.gpu_check --part NAME): each returns its JSON record
 
 MEMORY_RUNS = (("mlp", "mnist", "fp32"), ("transformer", "iwslt14", "fp32"), ("transformer", "iwslt14", "bf16"))
+SMOKE_MEMORY_RUNS = (("mlp", "mnist", "fp32"), ("mlp", "mnist", "bf16"))  # both precisions, one fresh process each
 MEMORY_KEYS = ("sparsity", "counted", "counted_ratio", "measured_peak", "total_peak_ratio", "step_allocated",
                "allocated_peak", "allocated_peak_ratio", "step_seconds", "source")
 
 
 def memory_part(device: str, smoke: bool, scratch: Path) -> dict:
-    """Part b: ``run_memory`` on ``device`` for each of ``MEMORY_RUNS`` and, as the reference, each model in fp32
-    on the CPU for one step. Checks: counted bytes equal the CPU's (bf16 keeps float32 master values), the
+    """Part b: ``run_memory`` on ``device`` for each of ``MEMORY_RUNS`` (smoke: ``SMOKE_MEMORY_RUNS`` at tiny
+    sizes and 90% only) and, as the reference, each model in fp32 on the CPU for one step. Checks: counted bytes equal the CPU's (bf16 keeps float32 master values), the
     sparse models below dense; target: fp32 allocated-peak ratios within 5 points of the CPU's."""
     from sparsenet.experiments.training_memory import run_memory
-    sizes = {"mlp": dict(hidden=(32, 32), batch=8), "transformer": dict(vocab=60, d_model=16, heads=2, layers=1,
-                                                                         d_ff=32, batch=4, length=6)}
+    sizes = {"mlp": dict(hidden=(32, 32), batch=8)}
     sparsities = list(MEMORY_SPARSITIES[:1] if smoke else MEMORY_SPARSITIES)
     record = {"sparsities": sparsities, "models": {}, "checks": {}, "targets": {}}
     references = {}
-    for model, dataset, precision in MEMORY_RUNS:
+    for model, dataset, precision in SMOKE_MEMORY_RUNS if smoke else MEMORY_RUNS:
         options = sizes[model] if smoke else {}
 
         def measured(where: str, steps: int, precision: str) -> tuple[str, dict]:
@@ -221,7 +221,7 @@ def parity_part(device: str, smoke: bool, scratch: Path) -> dict:
     from sparsenet.models import MLP
     from sparsenet.topology import init_sparse_model
     data = load_vision("digits")
-    hidden, epochs = ((32, 32), 3) if smoke else ((128, 128, 128), 5)  # an update at every epoch's end but the last
+    hidden, epochs = ((32, 32), 2) if smoke else ((128, 128, 128), 5)  # an update at every epoch's end but the last
     generator = torch.Generator().manual_seed(0)
     model = MLP(data.features, hidden, data.classes, density=0.1, generator=generator)
     init_sparse_model(model, "er", 0.1, "swi", generator=generator)
