@@ -50,6 +50,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -364,12 +365,13 @@ class Check:
 
     def __init__(self, out: Path, device: str, smoke: bool, budget: float):
         self.out, self.device, self.smoke, self.budget = out, device, smoke, budget
-        self.started = time.monotonic()
         self.scratch = Path(tempfile.mkdtemp(prefix="gpu_check-"))
         self.environment, staged = child_environment()
         self.environment["SPARSENET_DATA"] = str(self.scratch / "cache")  # BPE models: not in a user's cache
         if smoke:
             self.environment.setdefault("OMP_NUM_THREADS", "1")
+        if device.startswith("cuda"):  # NCCL says when it sets up a communicator: part f's evidence
+            self.environment.update(NCCL_DEBUG="INFO", NCCL_DEBUG_SUBSYS="INIT")
         self._train_help = None
         self.result = {"device": device, "smoke": smoke, "budget_seconds": budget,
                        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -377,6 +379,7 @@ class Check:
         out.mkdir(parents=True, exist_ok=True)
         self.log_path = out / "gpu_check.log"
         self.log_path.write_text("")
+        self.started = time.monotonic()  # the budget is the parts' (the facts above take seconds)
 
     def _environment(self, staged: list[str]) -> dict:
         facts = {"python": sys.version.split()[0], "staged_packages_used": staged,
@@ -411,13 +414,16 @@ class Check:
         if limit < 1:
             return {"status": "timeout", "error": "no time left in the budget"}, ""
         started = time.monotonic()
+        # its own process group, so that a timeout stops the workers it started too (memory's fresh processes,
+        # torchrun's ranks), which would otherwise hold the output pipe open
+        process = subprocess.Popen(command, cwd=ROOT, env=self.environment, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
         try:
-            done = subprocess.run(command, cwd=ROOT, env=self.environment, capture_output=True, text=True,
-                                  timeout=limit)
-            output, status = done.stdout + done.stderr, {"returncode": done.returncode}
-        except subprocess.TimeoutExpired as stopped:
-            output = "".join(part.decode(errors="replace") if isinstance(part, bytes) else part or ""
-                             for part in (stopped.stdout, stopped.stderr))
+            output, _ = process.communicate(timeout=limit)
+            status = {"returncode": process.returncode}
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
             status = {"status": "timeout", "error": f"stopped after {limit:.0f} s"}
         status["seconds"] = round(time.monotonic() - started, 2)
         self.log(output)

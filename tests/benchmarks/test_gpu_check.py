@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,18 @@ def test_bad_arguments_stop_before_any_work(tmp_path, arguments, message):
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and message in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "OUT").exists()
+
+
+def test_a_part_over_its_time_is_stopped_with_its_workers_and_recorded(tmp_path):
+    """The memory part's fresh worker processes are in its process group: the stop ends them too, so the check
+    returns at once instead of waiting for them; the part after it is recorded as having no time left."""
+    out = tmp_path / "out"
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", str(out), "--device", "cpu", "--smoke",
+                             "--parts", "b,c", "--budget", "4"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and time.monotonic() - started < 60
+    parts = json.loads((out / "gpu_check.json").read_text())["parts"]
+    assert parts["memory"]["status"] == "timeout" and parts["memory"]["error"] == "stopped after 4 s"
+    assert 4 <= parts["memory"]["seconds"] < 30
+    assert parts["bench"] == {"part": "c", "command": parts["bench"]["command"], "status": "timeout",
+                              "error": "no time left in the budget"}
