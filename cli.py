@@ -27,7 +27,7 @@ Options ([mlp] or [transformer]: that model only; flags take true/false or --noF
 
 
 class CLI:
-    """sparsenet: truly sparse dynamic sparse training. Commands: train, sweep, table, memory, bench, inspect."""
+    """sparsenet: truly sparse dynamic sparse training. Commands: train, sweep, table, memory, bench, plot, inspect."""
 
     @typed
     def train(self, model: str = "mlp", resume: str | None = None, restart: bool = False, **options):
@@ -212,6 +212,35 @@ class CLI:
         rows = bench(repeats, warmup, shape_list, sparsity_list, target, profile=profile,
                      progress=lambda items: tqdm(items, desc="shapes", disable=None))
         print(report(rows, repeats, warmup, target))
+
+    @typed
+    def plot(self, *paths: str, out: str | None = None, kind: str | None = None, metric: str | None = None,
+             layer: str | None = None, title: str | None = None):
+        """Draw a figure of runs or measurements and save it (PNG, PDF or SVG).
+
+        Kinds: curves (a metric against epochs or steps, a line per method with a band of ± one standard
+        error over seeds, a panel per data set), topology (links, ANP and density over training), memory (a
+        `cli.py memory` JSON against sparsity), scale (`python -m benchmarks.scale`'s JSON lines against
+        links) and degrees (a sparse layer's degree distributions in checkpoints). Default: degrees with
+        --layer, memory for a .json file, scale for another file, curves for folders.
+
+        Args:
+            paths: run directories or folders of them (e.g. results/records/mlp_99), or one memory/scale file.
+            out: the figure's file, ending in .png, .pdf or .svg (required).
+            kind: curves, topology, memory, scale or degrees.
+            metric: curves: the metrics.jsonl key to plot (default: MLP test_accuracy, Transformer and LM
+                valid_ppl).
+            layer: degrees: the sparse layer's name in the model's state dict (e.g. layers.1).
+            title: a title over the figure.
+        """
+        from sparsenet.experiments.plot import plot
+        if out is None:
+            raise SystemExit("error: --out FILE.png is required (where to save the figure)")
+        try:
+            plot(list(paths), out, kind, metric, layer, title)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}")
+        print(f"wrote {out}")
 
     @typed
     def inspect(self, init: str = "bsw", shape: tuple = (1568, 1568), density: float = 0.01, beta: float = 0.25,

@@ -1,4 +1,4 @@
-"""DST in the Hugging Face Trainer on a tiny LlamaForCausalLM built from a config (no download): README's example
+"""DST in the Hugging Face Trainer on a tiny LlamaForCausalLM built from a config (no download): the docs' example
 runs as printed, the topology changes, the optimizer state follows the links through accelerate's wrapper, the
 sparse checkpoint reloads bit-exactly, a resumed run equals the uninterrupted one (and one without the DST state
 is refused), densify exports a plain model, and relations are found for LLaMA, BERT and GPT-NeoX names."""
@@ -47,16 +47,16 @@ def _train(output_dir, model, resume=None, method="chts", resume_from=None, arou
 
 
 def readme_example() -> str:
-    """The second Python block of README's "Use it on your own model" section (the Hugging Face example)."""
-    section = (ROOT / "README.md").read_text().split("## Use it on your own model")[1].split("\n## ")[0]
-    return section.split("```python\n")[2].split("```")[0]
+    """The Python block of the own-model guide's "Hugging Face" section (docs/guide/own-model.md)."""
+    section = (ROOT / "docs" / "guide" / "own-model.md").read_text().split("## Hugging Face")[1].split("\n## ")[0]
+    return section.split("```python\n")[1].split("```")[0]
 
 
 def test_readme_hugging_face_example_runs_as_printed(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
     namespace = {}
-    exec(compile(readme_example(), "README.md", "exec"), namespace)
+    exec(compile(readme_example(), "docs/guide/own-model.md", "exec"), namespace)
     model, again, callback = namespace["model"], namespace["again"], namespace["callback"]
     assert [u["step"] for u in callback.updates] == [10, 20]
     assert all(u["regrown"] > 0 and u["overlap"] < 1 for u in callback.updates)  # links really moved

@@ -1,4 +1,4 @@
-"""The one option list: the config fields carry every option's help, type and default; the CLI, README and
+"""The one option list: the config fields carry every option's help, type and default; the CLI, the docs and
 sweeps read them; values convert to the field's type or fail naming the option."""
 import dataclasses
 from pathlib import Path
@@ -12,10 +12,10 @@ from sparsenet.train.config import README_END, README_START, RunConfig, convert,
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_readme_options_section_is_the_config_fields():
-    text = (ROOT / "README.md").read_text()
+def test_docs_options_page_is_the_config_fields():
+    text = (ROOT / "docs" / "options.md").read_text()
     section = text.split(README_START)[1].split(README_END)[0].strip()
-    assert section == options_markdown(CONFIGS), "README's options are stale: run python -m sparsenet.train"
+    assert section == options_markdown(CONFIGS), "docs/options.md is stale: run python -m sparsenet.train"
 
 
 @pytest.mark.parametrize("model", CONFIGS)
