@@ -122,8 +122,9 @@ MEMORY_KEYS = ("sparsity", "counted", "counted_ratio", "measured_peak", "total_p
 
 def memory_part(device: str, smoke: bool, scratch: Path) -> dict:
     """Part b: ``run_memory`` on ``device`` for each of ``MEMORY_RUNS`` (smoke: ``SMOKE_MEMORY_RUNS`` at tiny
-    sizes and 90% only) and, as the reference, each model in fp32 on the CPU for one step. Checks: counted bytes equal the CPU's (bf16 keeps float32 master values), the
-    sparse models below dense; target: fp32 allocated-peak ratios within 5 points of the CPU's."""
+    sizes and 90% only) and, as the reference, each model in fp32 on the CPU for one step. Checks: counted
+    bytes equal the CPU's (bf16 keeps float32 master values), the sparse models below dense; target: fp32
+    allocated-peak ratios within 5 points of the CPU's."""
     from sparsenet.experiments.training_memory import run_memory
     sizes = {"mlp": dict(hidden=(32, 32), batch=8)}
     sparsities = list(MEMORY_SPARSITIES[:1] if smoke else MEMORY_SPARSITIES)
@@ -439,7 +440,8 @@ class Check:
                                                       "--device/--precision options")
             self.log(f"\n===== {name}: {record['error']}")
             return record
-        if name == "translate_bf16" and not self.smoke and not (STAGE / "data" / "multi30k" / "train.en.gz").is_file():
+        staged = (STAGE / "data" / "multi30k" / "train.en.gz").is_file()
+        if name == "translate_bf16" and not self.smoke and not staged:
             record.update(status="error", error=f"Multi30k is not staged in {STAGE}: run python -m "
                                                 "benchmarks.gpu_check --stage in the checkout and carry .gpu_check")
             self.log(f"\n===== {name}: {record['error']}")
