@@ -336,18 +336,22 @@ def summary_of(output: str) -> dict | None:
     return None
 
 
-def translate_record(output: str, scratch: Path) -> dict:
+def translate_record(output: str, device: str) -> dict:
+    """Part e's record: the summary's timing and quality fields, and whether it ran as asked."""
     summary = summary_of(output)
     keep = ("train_steps", "seconds_per_step", "train_seconds", "update_seconds", "update_overhead",
             "best_valid_loss", "sacrebleu", "bleu", "links", "nnz", "precision", "device")
     return {"summary": {k: summary[k] for k in keep if summary and k in summary},
             "checks": {"summary_written": summary is not None,
+                       "ran_in_bf16_on_the_device": bool(summary) and summary.get("precision") == "bf16"
+                       and str(summary.get("device", "")).startswith(device.split(":")[0]),
                        "finite_validation_loss": bool(summary) and math.isfinite(summary.get("best_valid_loss",
                                                                                              math.nan)),
                        "bleu_reported": bool(summary) and "sacrebleu" in summary}}
 
 
-def torchrun_record(output: str, scratch: Path, device: str) -> dict:
+def torchrun_record(output: str, device: str) -> dict:
+    """Part f's record: the summary, and on CUDA whether NCCL set up the process group."""
     summary = summary_of(output)
     nccl = "NCCL INFO" in output
     checks = {"summary_written": summary is not None}
@@ -466,9 +470,9 @@ class Check:
             elif name == "device_tests":
                 record.update(device_tests_record(output, self.scratch))
             elif name == "translate_bf16":
-                record.update(translate_record(output, self.scratch))
+                record.update(translate_record(output, self.device))
             else:
-                record.update(torchrun_record(output, self.scratch, self.device))
+                record.update(torchrun_record(output, self.device))
         except (OSError, ValueError, ElementTree.ParseError) as error:
             record.update(status="error", error=f"{type(error).__name__}: {error}; last output: {output[-2000:]}")
             return record
