@@ -11,17 +11,18 @@ name                   parameters and inputs           autocast            toler
 =====================  ==============================  ==================  =========
 ``float64``            float64                         off                 1e-12
 ``float32``            float32                         off                 1e-5
-``bfloat16``           bfloat16 (a layer ``.to()``-ed)  off                 2e-2
+``bfloat16``           bfloat16 (a layer ``.to()``)    off                 2e-2
 ``autocast-bfloat16``  float32 (master weights)        bfloat16            2e-2
 ``autocast-float16``   float32 (master weights)        float16             5e-3
 =====================  ==============================  ==================  =========
 
 The tolerance bounds the error relative to the sum of the absolute terms of each entry (``assert_within``):
 a dot product of n terms in a precision of unit roundoff u is off by at most about n·u of that sum, and a
-result rounded to bf16 (u = 2⁻⁸) by 2⁻⁸ of itself. Bounding by the terms, not by the result, keeps the
-test honest where terms cancel. ``DEVICE_PRECISIONS``: the (device, precision) pairs this machine supports
-(bf16 on CUDA only where ``torch.cuda.is_bf16_supported()``): use as
-``@pytest.mark.parametrize("device,precision", DEVICE_PRECISIONS)``.
+result rounded to bf16 (u = 2⁻⁸) by 2⁻⁸ of itself; CUDA's bf16/fp16 products also round their inputs (about
+3u in all). Bounding by the terms, not by the result, keeps the test honest where terms cancel.
+
+``DEVICE_PRECISIONS``: the (device, precision) pairs this machine supports (bf16 on CUDA only where
+``torch.cuda.is_bf16_supported()``): use as ``@pytest.mark.parametrize("device,precision", DEVICE_PRECISIONS)``.
 """
 import contextlib
 from dataclasses import dataclass

@@ -34,9 +34,17 @@ def rotary_tables(length: int, d_head: int, base: float = 10000.0) -> tuple[torc
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding of ``x (B, heads, T, d_head)`` with tables ``(T, d_head)``."""
+    """Rotary embedding of ``x (B, heads, T, d_head)`` with tables ``(T, d_head)``: ``x·cos + rotated(x)·sin``,
+    contiguous whatever ``x``'s layout (the rotated halves, a new contiguous tensor, lead the sum, whose result
+    takes its first operand's layout)."""
     first, second = x.chunk(2, -1)
-    return x * cos + torch.cat((-second, first), -1) * sin
+    return torch.cat((-second, first), -1) * sin + x * cos
+
+
+def _last_dim_dense(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with ``stride(-1) == 1`` (a copy only when it is not): what the fused flash and memory-efficient
+    attention kernels need of q, k and v, else ``scaled_dot_product_attention`` falls back to its unfused one."""
+    return x if x.stride(-1) == 1 else x.contiguous()
 
 
 class Attention(nn.Module):
@@ -50,7 +58,8 @@ class Attention(nn.Module):
         b, t, _ = x.shape
         q, k, v = (p(x).view(b, t, self.heads, self.d_head).transpose(1, 2)
                    for p in (self.q_proj, self.k_proj, self.v_proj))
-        context = F.scaled_dot_product_attention(rotate(q, cos, sin), rotate(k, cos, sin), v, is_causal=True)
+        q, k, v = rotate(q, cos, sin), rotate(k, cos, sin), _last_dim_dense(v)  # v: a sparse layer's is feature-major
+        context = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.o_proj(context.transpose(1, 2).reshape(b, t, -1))
 
 
