@@ -500,6 +500,15 @@ class Check:
         (self.out / "gpu_check.md").write_text(markdown(self.result))
 
 
+def cuda_available() -> bool:
+    """Whether torch imports here and sees a CUDA device."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 def markdown(result: dict) -> str:
     """The check's verdicts and tables as Markdown."""
     environment = result["environment"]
@@ -546,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
                      "give OUT_DIR (or --stage)" if args.out_dir is None else "no part given")
     if args.device != "cpu" and args.device != "cuda" and not args.device.startswith("cuda:"):
         parser.error(f"unknown device {args.device!r}; choose cuda, cuda:N or cpu")
+    if args.device != "cpu" and not cuda_available():
+        parser.error(f"--device {args.device}: this machine has no CUDA device (or this torch build has no CUDA); "
+                     f"the smoke form runs with --device cpu")
     result = Check(Path(args.out_dir), args.device, args.smoke, args.budget).run([PARTS[l] for l in letters])
     print(markdown(result))
     return 0 if all(part["status"] in ("passed", "unsupported") for part in result["parts"].values()) else 1

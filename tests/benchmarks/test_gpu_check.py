@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks import gpu_check
 from sparsenet.data import load_vision
@@ -164,6 +165,8 @@ def test_the_staged_packages_go_on_the_path_only_where_one_is_missing(tmp_path, 
     (["OUT", "--parts", "a,z"], "unknown parts ['z']"),
     ([], "give OUT_DIR (or --stage)"),
     (["OUT", "--device", "tpu"], "unknown device 'tpu'"),
+    pytest.param(["OUT", "--device", "cuda"], "--device cuda: this machine has no CUDA device",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present")),
 ])
 def test_bad_arguments_stop_before_any_work(tmp_path, arguments, message):
     result = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", *arguments], cwd=tmp_path,
