@@ -491,7 +491,7 @@ def run_memory(model: str, dataset: str, sparsities: list[float], device: str = 
                precision: str = "fp32", **sizes) -> str:
     """Measure the dense model and the sparse one at each sparsity, each in a fresh process, over ``steps``
     training steps on random data; write ``<out>.json`` and ``<out>.png`` (default
-    ``runs/memory/<model>-<dataset>-<device>``) and return the markdown report.
+    ``runs/memory/<model>-<dataset>-<cpu|cuda>``, ``-bf16`` appended for bf16) and return the markdown report.
 
     ``batch``: MLP samples (default 32) or Transformer sentence pairs of ``length`` source and ``length``
     target tokens (default 16 × 32 + 16 × 32). ``sizes`` override the data set's model sizes (MLP:
