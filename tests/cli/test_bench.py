@@ -104,3 +104,12 @@ def test_time_shares_are_the_three_parts_non_negative_and_summing_to_one():
     shares = time_shares(layer, x, repeats=5, warmup=1)
     assert set(shares) == {"products", "copies", "bookkeeping"} and abs(sum(shares.values()) - 1) < 1e-9
     assert all(share >= 0 for share in shares.values()) and shares["products"] > 0
+
+
+def test_median_ms_times_each_call_after_the_warm_up_and_takes_the_median(monkeypatch):
+    from sparsenet.experiments import timing
+    clock = iter([0.0, 0.003, 1.0, 1.001, 2.0, 2.002])  # three timed calls of 3, 1 and 2 ms
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(clock))
+    calls = []
+    assert timing.median_ms(lambda: calls.append(1), repeats=3, warmup=2, device="cpu") == pytest.approx(2.0)
+    assert len(calls) == 5 and next(clock, None) is None
