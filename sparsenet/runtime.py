@@ -1,8 +1,12 @@
-"""Process-level settings for CPU speed, and the process's peak memory."""
+"""Process-level settings for CPU speed, the process's peak memory, and stopping with the parent process."""
 import ctypes
 import ctypes.util
+import os
 import resource
+import signal
 import sys
+import threading
+import time
 
 import torch
 
@@ -40,3 +44,33 @@ def tune_cpu(flush_denormal: bool = True) -> dict:
 def peak_rss_bytes() -> int:
     """This process's peak resident set size so far, in bytes (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+
+_parent_watch: threading.Thread | None = None
+
+
+def exit_with_parent(poll_seconds: float = 1.0, grace_seconds: float = 60.0) -> threading.Thread:
+    """Stop this process when its parent dies: under torchrun a launcher killed with SIGKILL cannot stop its
+    workers, which would otherwise train on as orphans.
+
+    A daemon thread polls ``os.getppid()`` every ``poll_seconds``; once the process has been re-parented (the
+    parent is gone) it sends this process SIGTERM, which a run turns into a stop at its last checkpoint (exit
+    143; without a handler SIGTERM ends the process). A process still alive ``grace_seconds`` later (say,
+    blocked in a collective with a peer that is gone too) exits at once with code 143. Call it once, early, and
+    only where the parent owns the process's lifetime (torchrun's workers): a run meant to outlive its shell
+    (``nohup``) must not call it. Later calls return the same thread. Returns the watching thread."""
+    global _parent_watch
+    if _parent_watch is not None:
+        return _parent_watch
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace_seconds)
+        os._exit(128 + signal.SIGTERM)
+
+    _parent_watch = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    _parent_watch.start()
+    return _parent_watch

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .bpe import EOS, cached_bpe
-from .files import DataError, data_root
+from .files import DataError, check_no_file_in_the_way, data_root, os_errors_as_data_errors
 from .translation import read_lines, read_pairs
 
 TEXT_DATASETS = ("multi30k", "openwebtext", "c4", "text")
@@ -45,12 +45,17 @@ def _multi30k_lines(data_dir) -> tuple[list[str], list[str]]:
 def _online_lines(name: str, data_dir, download: bool) -> tuple[list[str], list[str]]:
     folder = data_root(data_dir) / name
     files = (folder / "train.txt", folder / "valid.txt")
+    check_no_file_in_the_way(folder, name)
     if not all(f.exists() for f in files):
         if not download:
             raise DataError(f"{name}: not staged in {folder} (expected train.txt and valid.txt); pass --download to "
                             f"fetch {DOWNLOAD_DOCUMENTS:,} documents through the datasets library (needs the internet)")
         _download(name, folder)
-    return read_lines(files[0]), read_lines(files[1])
+    train, valid = read_lines(files[0]), read_lines(files[1])
+    for path, lines in zip(files, (train, valid)):
+        if not any(line.strip() for line in lines):
+            raise DataError(f"{path}: holds no text; fill it, or delete it and fetch it again with --download")
+    return train, valid
 
 
 def _download(name: str, folder: Path) -> None:
@@ -80,8 +85,10 @@ def _file_lines(text_file) -> tuple[list[str], list[str]]:
     if not text_file:
         raise DataError("--dataset text needs --text_file PATH (a UTF-8 text file, one document per line)")
     path = Path(text_file)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"--text_file {path}: no such file")
+    if not path.is_file():
+        raise DataError(f"--text_file {path}: a folder, not a file")
     lines = [line for line in read_lines(path) if line.strip()]
     if len(lines) < 2:
         raise DataError(f"--text_file {path}: needs at least 2 non-empty lines (training and validation)")
@@ -111,14 +118,15 @@ def load_text(name: str, data_dir=None, download: bool = False, vocab_size: int 
     ``$SPARSENET_DATA/bpe/lm-<name>``) and both splits encoded; ``DataError`` (one line) otherwise."""
     if name not in TEXT_DATASETS:
         raise DataError(f"unknown dataset {name!r} for language modelling; choose from {list(TEXT_DATASETS)}")
-    if name == "multi30k":
-        train, valid = _multi30k_lines(data_dir)
-    elif name == "text":
-        train, valid = _file_lines(text_file)
-    else:
-        train, valid = _online_lines(name, data_dir, download)
-    stem = f"bpe{vocab_size}-{_content_key(train)}"
-    processor = cached_bpe(train, data_root(None) / "bpe" / f"lm-{name}", stem, vocab_size, name)
+    with os_errors_as_data_errors(name):
+        if name == "multi30k":
+            train, valid = _multi30k_lines(data_dir)
+        elif name == "text":
+            train, valid = _file_lines(text_file)
+        else:
+            train, valid = _online_lines(name, data_dir, download)
+        stem = f"bpe{vocab_size}-{_content_key(train)}"
+        processor = cached_bpe(train, data_root(None) / "bpe" / f"lm-{name}", stem, vocab_size, name)
     return TextData(processor, stream(processor, train), stream(processor, valid))
 
 

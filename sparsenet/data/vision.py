@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .files import DataError, data_root, fetch, require
+from .files import DataError, data_root, fetch, os_errors_as_data_errors, read_bytes, require
 from .idx import read_idx
 
 SPLIT_SEED = 0  # fixed seed of the 80/20 stratified splits (digits, the EMNIST substitute)
@@ -36,14 +36,23 @@ class VisionData:
 def split_validation(data: VisionData, fraction: float, seed: int) -> VisionData:
     """``data`` with ``round(fraction · n_c)`` training images of every class ``c`` moved, drawn by a
     generator seeded with ``seed``, into a validation split (stratified, disjoint from the rest of the
-    training set; training order otherwise kept). ``fraction`` 0 returns ``data`` unchanged."""
+    training set; training order otherwise kept). ``fraction`` 0 returns ``data`` unchanged. A class of the
+    training set that would get no validation image is a ``DataError``, before anything is drawn."""
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"valid_fraction must be in [0, 1), got {fraction!r}")
     if fraction == 0.0:
         return data
+    labels, counts = torch.unique(data.train_y, return_counts=True)
+    labels, counts = labels.tolist(), counts.tolist()
+    empty = [(label, count) for label, count in zip(labels, counts) if round(fraction * count) == 0]
+    if empty:
+        listed = ", ".join(f"class {label} ({count} training image{'s' * (count != 1)})" for label, count in empty[:5])
+        raise DataError(f"{data.name}: valid_fraction {fraction} leaves no validation image for {listed}"
+                        f"{f' and {len(empty) - 5} more classes' if len(empty) > 5 else ''}; raise --valid_fraction "
+                        f"(a class of n images gets round(valid_fraction · n)) or add images of that class")
     generator = torch.Generator().manual_seed(seed)
     chosen = torch.zeros(data.train_y.shape[0], dtype=torch.bool)
-    for label in torch.unique(data.train_y).tolist():
+    for label in labels:
         members = (data.train_y == label).nonzero().squeeze(1)
         count = round(fraction * members.numel())
         chosen[members[torch.randperm(members.numel(), generator=generator)[:count]]] = True
@@ -85,10 +94,34 @@ SUBSTITUTE = "emnist_bymerge_test_split"
 EMNIST_ZIP = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"  # all EMNIST splits, ~560 MB
 EMNIST_ZIP_MD5 = "58c8d27c78d21e728a6bc7b3cc06412e"  # the only published pin (torchvision's); NIST gives none
 DATASETS = ("digits", *IDX_SETS, SUBSTITUTE)
+IMAGE_TYPES = (0x08,)  # IDX type codes accepted: images are unsigned bytes (normalised from 0..255)
+LABEL_TYPES = (0x08, 0x09, 0x0B, 0x0C)  # labels: any IDX integer type (then checked to lie in 0..classes-1)
 
 
 def _normalise(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     return ((images.reshape(images.shape[0], -1).float() / 255.0) - mean) / std
+
+
+def check_labels(labels: torch.Tensor, classes: int, where: Path) -> None:
+    """``DataError`` naming ``where`` unless every label lies in ``0..classes-1``."""
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= classes:
+        raise DataError(f"{where}: label {low if low < 0 else high} is outside the {classes} classes "
+                        f"(labels must be 0..{classes - 1})")
+
+
+def _read_split(images_path: Path, labels_path: Path, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``(N, H, W)`` uint8 and labels ``(N,)`` int64 of one split, checked: unsigned-byte images,
+    integer labels in range, one label per image, at least one image."""
+    images = read_idx(images_path, IMAGE_TYPES, ndim=3)
+    labels = read_idx(labels_path, LABEL_TYPES, ndim=1)
+    if images.shape[0] == 0:
+        raise DataError(f"{images_path}: holds no images")
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(f"{labels_path}: {labels.shape[0]} labels for the {images.shape[0]} images of "
+                        f"{images_path.name}")
+    check_labels(labels, classes, labels_path)
+    return images, labels.long()
 
 
 def _load_idx(name: str, root: Path, download: bool, mirror: str | None) -> VisionData:
@@ -101,12 +134,14 @@ def _load_idx(name: str, root: Path, download: bool, mirror: str | None) -> Visi
             if not (folder / file).exists():
                 fetch((mirror or spec.url) + file, folder / file, spec.sha256[file])
     paths = require(folder, list(spec.files), name, "<the four IDX .gz files>")
-    train_x, train_y, test_x, test_y = (read_idx(p) for p in paths)
-    for images, labels, split in ((train_x, train_y, "train"), (test_x, test_y, "test")):
-        if images.shape[0] != labels.shape[0]:
-            raise DataError(f"{name}: {split} has {images.shape[0]} images but {labels.shape[0]} labels")
-    return VisionData(name, _normalise(train_x, spec.mean, spec.std), train_y.long(),
-                      _normalise(test_x, spec.mean, spec.std), test_y.long(), spec.classes)
+    train_x, train_y = _read_split(paths[0], paths[1], spec.classes)
+    test_x, test_y = _read_split(paths[2], paths[3], spec.classes)
+    if train_x.shape[1:] != test_x.shape[1:]:
+        size = lambda images: "x".join(map(str, images.shape[1:]))
+        raise DataError(f"{paths[2]}: test images are {size(test_x)}, the training images of {paths[0].name} "
+                        f"{size(train_x)}; both splits must have one image size")
+    return VisionData(name, _normalise(train_x, spec.mean, spec.std), train_y,
+                      _normalise(test_x, spec.mean, spec.std), test_y, spec.classes)
 
 
 def _fetch_emnist(folder: Path, files: tuple, mirror: str | None) -> None:
@@ -136,20 +171,38 @@ def _stratified_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _load_substitute(root: Path) -> VisionData:
-    """EMNIST ByMerge test split (116,323 images, 47 classes), split 80/20 stratified with a fixed seed."""
+    """EMNIST ByMerge test split (116,323 images, 47 classes), split 80/20 stratified with a fixed seed:
+    ``test.json`` holds ``files`` (webp mosaics of 28x28 tiles, row-major) and ``id`` (a label per tile)."""
     from PIL import Image
     folder = root / "emnist-bymerge-test"
     meta_path, = require(folder, ["test.json"], SUBSTITUTE, "test.json and its X_test_*.webp mosaics")
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(read_bytes(meta_path))
+        files, labels = list(meta["files"]), np.asarray(meta["id"])
+    except (ValueError, KeyError, TypeError) as error:  # not JSON, not UTF-8, keys or types missing
+        raise DataError(f"{meta_path}: not the substitute's metadata (a JSON object with 'files' and 'id'): "
+                        f"{type(error).__name__}: {error}") from None
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{meta_path}: 'id' must be a list of integer labels")
     tiles = []
-    for path in require(folder, meta["files"], SUBSTITUTE):
-        mosaic = np.asarray(Image.open(path).convert("L"))
+    for path in require(folder, files, SUBSTITUTE):
+        try:
+            with Image.open(path) as image:
+                mosaic = np.asarray(image.convert("L"))
+        except OSError as error:  # not an image, truncated
+            raise DataError(f"{path}: cannot decode the image ({error})") from None
         h, w = mosaic.shape
+        if h % 28 or w % 28:
+            raise DataError(f"{path}: a {h}x{w} mosaic is not made of 28x28 tiles")
         tiles.append(mosaic.reshape(h // 28, 28, w // 28, 28).swapaxes(1, 2).reshape(-1, 28, 28))
-    images, labels = np.concatenate(tiles), np.asarray(meta["id"])
+    images = np.concatenate(tiles)
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{SUBSTITUTE}: {images.shape[0]} tiles but {labels.shape[0]} labels in {meta_path}")
-    train, test = _stratified_split(labels)
+    check_labels(torch.from_numpy(labels), 47, meta_path)
+    try:
+        train, test = _stratified_split(labels)
+    except ValueError as error:  # a class with a single image, fewer test images than classes
+        raise DataError(f"{meta_path}: its labels cannot be split 80/20 stratified ({error})") from None
     spec = IDX_SETS["emnist"]
     as_x = lambda idx: _normalise(torch.from_numpy(images[idx]), spec.mean, spec.std)
     return VisionData(SUBSTITUTE, as_x(train), torch.from_numpy(labels[train]).long(), as_x(test),
@@ -176,12 +229,15 @@ def image_shape(name: str) -> tuple[int, int] | None:
 
 def load_vision(name: str, data_dir=None, download: bool = False, mirror: str | None = None) -> VisionData:
     """Load a data set by name (``DATASETS``). ``data_dir``: see ``data_root``; ``download`` fetches
-    missing IDX files from the official source (or ``mirror``) with a sha256 check."""
+    missing IDX files from the official source (or ``mirror``) with a sha256 check. Checked before use:
+    readable files, intact IDX/gzip, unsigned-byte images of one size in both splits, labels in
+    ``0..classes-1``, one label per image; anything else is a one-line ``DataError`` naming the file."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose from {list(DATASETS)}")
     if name == "digits":
         return _load_digits()
     root = data_root(data_dir)
-    if name == SUBSTITUTE:
-        return _load_substitute(root)
-    return _load_idx(name, root, download, mirror)
+    with os_errors_as_data_errors(name):
+        if name == SUBSTITUTE:
+            return _load_substitute(root)
+        return _load_idx(name, root, download, mirror)

@@ -75,3 +75,23 @@ def test_emnist_zip_is_md5_checked_and_extracted(server, tmp_path, monkeypatch):
     with pytest.raises(DataError, match="checksum mismatch .*gzip.zip: expected md5"):
         load_vision("emnist", tmp_path / "other", download=True, mirror=url)
     assert list((tmp_path / "other" / "emnist").iterdir()) == []
+
+
+@pytest.mark.parametrize("served,message", [
+    (gzip.compress(bytes(range(200)) * 2)[:-12], "the download of {url}train-images-idx3-ubyte.gz is not a valid gzip "
+                                                 "file \\(Compressed file ended"),
+    (b"<html>503</html>", "the download of {url}train-images-idx3-ubyte.gz is not a valid gzip file \\(Not a gzipped"),
+])
+def test_a_download_that_does_not_decompress(server, tmp_path, served, message):
+    root, url = server
+    (root / "train-images-idx3-ubyte.gz").write_bytes(served)
+    with pytest.raises(DataError, match="^" + message.format(url=url) + ".*; nothing was kept$"):
+        load_vision("mnist", tmp_path / "cache", download=True, mirror=url)
+    assert list((tmp_path / "cache" / "mnist").iterdir()) == []
+
+
+def test_a_download_into_a_file(tmp_path):
+    (tmp_path / "mnist").write_text("a file where the folder should be")
+    with pytest.raises(DataError, match=f"^cannot write the download of http://127.0.0.1:9/train-images-idx3-ubyte.gz "
+                                        f"to {tmp_path / 'mnist'}: {tmp_path / 'mnist'}: File exists$"):
+        load_vision("mnist", tmp_path, download=True, mirror="http://127.0.0.1:9/")
