@@ -20,6 +20,7 @@ import statistics
 from pathlib import Path
 
 from .paper import LLAMA_REFERENCE, paper_value
+from .table import mean_se
 
 MLP_METHODS = ("fc", "set", "rigl", "mest", "cht", "chts", "chtss")
 TRANSFORMER_METHODS = ("fc", "chts", "set", "rigl", "chtss", "mest")
@@ -126,16 +127,6 @@ def train_command(config: dict) -> str:
     return "python cli.py train " + " ".join(parts)
 
 
-def mean_se(values: list, scale: float = 1.0, digits: int = 2) -> str:
-    """``mean ± s.e.`` of the non-None ``values`` times ``scale`` (one value: itself; none: ``–``)."""
-    values = [scale * v for v in values if v is not None]
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values) / math.sqrt(len(values)):.{digits}f}"
-
-
 def _paper(metric: str, params: dict) -> str:
     cell = paper_value(metric, params)
     if cell is None:
@@ -193,7 +184,7 @@ def transformer_table(runs: list[dict]) -> list[str]:
     for dataset in _datasets(runs):
         lines += [f"### {dataset}", "", "| method | seeds | sacreBLEU | BLEU (tok., lc) | paper 90% (FC: 95%) | "
                   "best valid ppl | links (reported) | train s | s/step | params MiB | indices+CSR MiB | Adam MiB |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "|---|" + "---:|" * 11]
         for method in TRANSFORMER_METHODS:
             runs_of_method = [r for r in runs if r["summary"]["dataset"] == dataset and r["summary"]["method"] == method]
             paper = _paper("bleu", {"dataset": dataset, "method": method, "sparsity": 0.9})

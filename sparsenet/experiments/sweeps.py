@@ -14,12 +14,16 @@ A sweep file is exactly W&B's format (https://docs.wandb.ai/models/sweeps/sweep-
 Local layout (``run_local``)::
 
     RUNS_DIR/SWEEP/RUN_NAME/          the train run directory (config.json, metrics.jsonl, summary.json, ...)
+    RUNS_DIR/SWEEP/RUN_NAME/run.lock  held (``fcntl.flock``) by the worker training the run
     RUNS_DIR/SWEEP/logs/RUN_NAME.log  the run's stdout and stderr (appended to on every attempt)
     RUNS_DIR/SWEEP/failed.jsonl       one JSON line per failed attempt
 
 SWEEP is the spec's ``name`` (else the YAML's stem); RUN_NAME is ``run_name(params)``, so running the same
 sweep again finds its directories: finished runs (summary.json) are skipped, interrupted ones (checkpoint.pt,
-no summary) continue with ``train --resume``.
+no summary) continue with ``train --resume``. Several workers (``cli.py sweep --local`` started more than once,
+on one machine or on machines sharing the folder) can share a sweep: each takes a run's lock before launching
+it and skips a run whose lock another worker holds; the kernel releases a lock when its holders (the worker and
+its training process) are gone, so a dead worker's run is taken over and resumed from its checkpoint.
 
 Distributed runs (``nproc_per_node`` > 1): each run of the sweep is launched through torchrun
 (``python -m torch.distributed.run --standalone --nproc_per_node N cli.py train ...``), locally and by the
@@ -27,6 +31,7 @@ W&B agents (the sweep's ``command`` gets the torchrun prefix, W&B's pattern for 
 alone talks to W&B.
 """
 import difflib
+import fcntl
 import hashlib
 import itertools
 import json
@@ -39,6 +44,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -399,14 +405,56 @@ def child_env(workers: int, nproc_per_node: int = 1) -> dict:
 _RUNNING: set = set()  # the training processes this sweep has started and not yet seen end
 
 
-def execute(run: Run, env: dict) -> tuple[int, str]:
-    """Run ``run.command``, appending its stdout and stderr to ``run.log``; (exit code, last stderr line)."""
+LOCK_FILE = "run.lock"  # in the run's directory
+
+
+@contextmanager
+def claimed(run: Run):
+    """Hold the run's lock (an exclusive ``fcntl.flock`` on RUN_DIR/run.lock) inside the block: yields the lock
+    file's descriptor, or ``None`` when another process holds it (that run is another worker's). The kernel
+    releases the lock when every process holding the descriptor has ended, so a dead worker leaves none."""
+    run.directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def current_command(run: Run) -> list:
+    """``run.command``, or the resume command if a checkpoint appeared since it was planned (a worker that held
+    the run died mid-run)."""
+    resumable = (run.directory / "checkpoint.pt").exists() and not (run.directory / "summary.json").exists()
+    if not resumable or any(part.startswith("--resume=") for part in run.command):
+        return run.command
+    return [*run.command[:run.command.index("train") + 1], f"--resume={run.directory}"]
+
+
+def execute(run: Run, env: dict) -> tuple[int | None, str]:
+    """Run the run's command under its lock, appending its stdout and stderr to ``run.log``: (exit code, last
+    stderr line), or ``(None, reason)`` without running it when another worker holds it or has finished it."""
+    with claimed(run) as lock:
+        if lock is None:
+            return None, "held by another worker"
+        if run.finished:
+            return None, "finished by another worker"
+        return _launch(run, current_command(run), env, lock)
+
+
+def _launch(run: Run, command: list, env: dict, lock: int) -> tuple[int, str]:
+    """Run ``command`` (its process holds the run's lock too), logging to ``run.log``; (exit code, last error line)."""
     run.log.parent.mkdir(parents=True, exist_ok=True)
     last_line = ""
     with open(run.log, "ab") as log:
-        log.write(f"$ {shlex.join(run.command)}\n".encode())
+        log.write(f"$ {shlex.join(command)}\n".encode())
         log.flush()
-        process = subprocess.Popen(run.command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.PIPE, env=env)
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.PIPE, env=env,
+                                   pass_fds=(lock,))
         _RUNNING.add(process)
         try:
             for line in process.stderr:
@@ -446,10 +494,10 @@ def run_local(spec: dict, sweep_path, runs_dir="runs", workers: int = 1, count: 
               nproc_per_node: int = 1) -> dict:
     """Run the sweep here, ``workers`` runs at a time, into ``RUNS_DIR/SWEEP/`` (see the module docstring).
 
-    Finished runs are skipped, interrupted ones resumed; a failing run is recorded in failed.jsonl and the
-    sweep goes on. ``dry_run`` prints each pending run's command and runs (and creates) nothing.
-    ``extra_args`` (e.g. ``["--data_dir=../data"]``) go to every new run; each run is ``nproc_per_node``
-    torchrun processes when that is > 1. Returns the counts
+    Finished runs are skipped, interrupted ones resumed, runs another worker holds skipped (and counted so);
+    a failing run is recorded in failed.jsonl and the sweep goes on. ``dry_run`` prints each pending run's
+    command and runs (and creates) nothing. ``extra_args`` (e.g. ``["--data_dir=../data"]``) go to every new
+    run; each run is ``nproc_per_node`` torchrun processes when that is > 1. Returns the counts
     ``{"total", "skipped", "finished", "failed"}``.
     """
     if workers < 1:
@@ -466,7 +514,10 @@ def run_local(spec: dict, sweep_path, runs_dir="runs", workers: int = 1, count: 
         return counts
     env = child_env(workers, nproc_per_node)
     for run, returncode, error in _execute_all(pending, workers, sweep_dir.name, env):
-        if returncode == 0:
+        if returncode is None:
+            counts["skipped"] += 1
+            printer(f"skipped: {run.name} ({error})")
+        elif returncode == 0:
             counts["finished"] += 1
         else:
             counts["failed"] += 1

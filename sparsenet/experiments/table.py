@@ -151,8 +151,17 @@ def _row_label(keys: list[str], values: tuple) -> str:
     return ", ".join(_label(k, v) for k, v in zip(keys, values)) or "all"
 
 
-def _number(mean: float, se: float | None) -> str:
-    return f"{mean:.2f}" if se is None else f"{mean:.2f} ± {se:.2f}"
+def number(mean: float, se: float | None, digits: int = 2) -> str:
+    """``mean ± se`` with ``digits`` decimals, or the mean alone when there is no s.e. (one value)."""
+    return f"{mean:.{digits}f}" if se is None else f"{mean:.{digits}f} ± {se:.{digits}f}"
+
+
+def mean_se(values: list, scale: float = 1.0, digits: int = 2) -> str:
+    """``mean ± s.e.`` of the non-None ``values`` times ``scale`` (a ``Cell``'s; one value: itself; none: ``–``).
+    The one mean ± s.e. of the results tables: sweeps' and W&B's (``summarize``) and records folders'
+    (``records.records_table``)."""
+    cell = Cell([scale * v for v in values if v is not None])
+    return MISSING if not cell.n else number(cell.mean, cell.se, digits)
 
 
 def best_means(table: Table) -> dict[str, float]:
@@ -168,12 +177,12 @@ def best_means(table: Table) -> dict[str, float]:
 
 def format_cell(cell: Cell, bold: bool, expected_n: int) -> str:
     """``**mean ± se** (n=k; paper mean ± se)`` with the parts that apply."""
-    text = MISSING if not cell.n else _number(cell.mean, cell.se)
+    text = MISSING if not cell.n else number(cell.mean, cell.se)
     if bold:
         text = f"**{text}**"
     notes = [f"n={cell.n}"] if cell.n and cell.n != expected_n else []
     if cell.paper is not None:
-        notes.append(f"paper {_number(*cell.paper[:2])}")
+        notes.append(f"paper {number(*cell.paper[:2])}")
     return f"{text} ({'; '.join(notes)})" if notes else text
 
 

@@ -1,8 +1,10 @@
 """``cli.py table RUNS_DIR``: the results table of a folder of runs — means ± s.e. over seeds, the paper's
 cell, unfinished runs listed, and each run's command rebuilt from its config (which trains that config)."""
 import json
+import re
 import shlex
 import statistics
+from pathlib import Path
 
 import pytest
 from fire.parser import DefaultParseValue
@@ -153,3 +155,50 @@ def test_a_language_model_on_a_text_file_gets_its_row_and_command(tmp_path):
         "final_valid_ppl": 9.5, "links": 0, "train_seconds": 10.0, "seconds_per_step": 0.1}))
     text = records_table(tmp_path / "records")
     assert "| fc | 0 | 1 | 9.00 | 9.50 | 1.000 |" in text and f"--text_file {corpus}" in text
+
+
+# ------------------------------------------------------------------------------------------ results/*.md pages
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = sorted((ROOT / "results").glob("*.md"))
+TABLE_COMMAND = re.compile(r"python cli\.py table (results/records/[\w/]+)")
+
+
+def _table_blocks(text: str) -> list[str]:
+    """The markdown tables of ``text``: runs of consecutive lines that start with ``|``."""
+    blocks, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            blocks.append("\n".join(current))
+            current = []
+    return blocks
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda path: path.stem)
+def test_a_results_page_opens_with_the_commands_that_regenerate_it(page):
+    opening = page.read_text().split("\n## ")[0]
+    sweeps = re.findall(r"python cli\.py sweep (sweeps/\S+\.yaml)", opening)
+    assert sweeps and TABLE_COMMAND.search(opening), f"{page.name} does not open with its sweeps and table commands"
+    assert all((ROOT / sweep).is_file() for sweep in sweeps)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda path: path.stem)
+def test_the_tables_of_a_results_page_regenerate_byte_identically_from_its_records(page):
+    """Every records folder a page names with ``cli.py table`` prints tables that stand in the page verbatim."""
+    text = page.read_text()
+    folders = sorted(set(TABLE_COMMAND.findall(text)))
+    assert folders
+    for folder in folders:
+        generated = _table_blocks(records_table(ROOT / folder))
+        assert generated, folder
+        for table in generated:
+            assert table in text, f"{page.name}: a table of `cli.py table {folder}` is not in the page as printed"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda path: path.stem)
+def test_a_results_page_speaks_of_the_results_not_of_how_the_work_was_organised(page):
+    text = page.read_text()
+    for word in ("session", "issue", "this workplace", "run_mlp", "run_lm", "run_scale", "run_transformer", "run_cht"):
+        assert word not in text.lower(), f"{page.name} mentions {word!r}"

@@ -4,14 +4,17 @@ import itertools
 import json
 import math
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
 
 import pytest
+from fire.parser import DefaultParseValue
 
 from sparsenet.experiments import sweeps
-from sparsenet.train import CONFIGS, check_option_names, classify, translate
+from sparsenet.topology import WEIGHT_INITS
+from sparsenet.train import CONFIGS, RECIPES, check_option_names
 from tests.conftest import TINY_DATA
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +36,15 @@ def test_the_paper_sweeps_and_their_cpu_twins_exist():
     names = {path.stem for path in SWEEPS}
     paper = {"mlp_99", "transformer_90", "transformer_95", "ablation_init", "ablation_init_bsw",
              "ablation_init_bsf_fixes", "ablation_removal", "ablation_regrowth", "zeta", "sst_vs_chts"}
-    assert paper | {name + "_cpu" for name in paper} | {SMOKE} == names
+    results = {"results_mlp_99", "results_mlp_99_one_seed", "results_mlp_99_cht_authors", "results_mlp_whole_train",
+               "results_cht_anp", "results_cht_anp_fashion_mnist", "results_transformer_multi30k",
+               "results_transformer_multi30k_one_seed", "results_lm", "results_lm_dense", "results_lm_dense_kaiming",
+               "results_lm_static", "results_lm_set_swi", "results_scale_chts", "results_scale_set"}
+    assert paper | {name + "_cpu" for name in paper} | {SMOKE} | results == names
+
+
+def test_results_holds_no_scripts_its_queues_are_sweeps():
+    assert not [path.name for path in (ROOT / "results").rglob("*") if path.suffix in (".sh", ".py")]
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
@@ -42,15 +53,21 @@ def test_sweep_file_is_a_wandb_sweep_of_valid_train_runs(path, tmp_path):
     sweeps.check_sweep(spec, OPTIONS)
     assert spec["program"] == "cli.py" and spec["command"] == COMMAND and spec["project"] == "sparsenet"
     assert spec["name"] == path.stem
-    assert path.stem == SMOKE or "method.md §" in spec["description"]  # a paper sweep cites the paper's result
+    if path.stem.startswith("results_"):  # a results page's queue names the page and its command
+        page = re.search(r"results/\w+\.md", path.read_text().splitlines()[0]).group()
+        assert (ROOT / page).is_file() and f"python cli.py sweep sweeps/{path.name}" in path.read_text()
+    else:
+        assert path.stem == SMOKE or "method.md §" in spec["description"]  # a paper sweep cites the paper's result
     runs = sweeps.expand(spec)
     assert len({sweeps.run_name(params) for params in runs}) == len(runs)
     for params in runs:
-        options = dict(params, init_topology=str(tmp_path)) if "init_topology" in params else dict(params)
+        options = {k: DefaultParseValue(str(v)) for k, v in params.items()}  # as the run's command line gives them
+        if "init_topology" in params:
+            options["init_topology"] = str(tmp_path)
         model = options.pop("model", "mlp")
         check_option_names(CONFIGS, model, options)
-        (classify if model == "mlp" else translate).build_config(**options)
-    assert spec["metric"]["name"] == ("best_test_accuracy" if model == "mlp" else "bleu")
+        RECIPES[model].build_config(model=model, **options)
+    assert spec["metric"]["name"] == {"mlp": "best_test_accuracy", "transformer": "bleu", "lm": "best_valid_ppl"}[model]
 
 
 def test_sst_sources_are_the_run_directories_of_the_mlp_99_chts_runs():
@@ -347,3 +364,88 @@ def test_sigterm_to_a_sweep_stops_its_runs_and_a_second_call_resumes_them(tmp_pa
     sweeps.run_local(sweeps.load_sweep(tmp_path / "long.yaml"), tmp_path / "long.yaml", runs_dir=runs_dir,
                      dry_run=True, wandb="off", printer=lines.append)
     assert [shlex.split(line)[2:] for line in lines] == [["train", f"--resume={run_dir}"]]
+
+
+# ------------------------------------------------------------------------------------------ workers sharing a queue
+
+def _hold_lock_in_another_process(run_dir: Path):
+    """A process that takes the run's lock, says so on stdout, and holds it until its stdin closes."""
+    import subprocess
+    script = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+              "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", script, str(run_dir / sweeps.LOCK_FILE)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_run_held_by_another_worker_is_skipped_and_taken_over_when_that_worker_dies(tmp_path):
+    spec = _spec(**TINY, method={"value": "set"}, seed={"values": [0, 1]})
+    held, free = _run_dirs(spec, tmp_path)
+    holder = _hold_lock_in_another_process(held)
+    try:
+        lines = []
+        counts = sweeps.run_local(spec, "tiny.yaml", runs_dir=tmp_path, wandb="off", printer=lines.append)
+        assert counts == {"total": 2, "skipped": 1, "finished": 1, "failed": 0}
+        assert f"skipped: {held.name} (held by another worker)" in lines
+        assert (free / "summary.json").exists() and not (held / "config.json").exists()  # never started
+    finally:
+        holder.stdin.close()  # the holder exits: the kernel drops its lock, as for a worker that died
+        holder.wait()
+    counts = sweeps.run_local(spec, "tiny.yaml", runs_dir=tmp_path, wandb="off", printer=lambda line: None)
+    assert counts == {"total": 2, "skipped": 1, "finished": 1, "failed": 0}
+    assert (held / "summary.json").exists()
+
+
+def test_two_workers_sharing_a_queue_launch_each_run_once(tmp_path, monkeypatch):
+    """Two workers start on the same two-run queue at once; each launch waits at a barrier for a second launch,
+    which only the other worker on the other run can make. Without the lock both would launch the first run."""
+    import threading
+    spec = _spec(**TINY, method={"value": "set"}, seed={"values": [0, 1]})
+    barrier, launched = threading.Barrier(2, timeout=120), []
+
+    def launch(run, command, env, lock):
+        launched.append(run.name)
+        barrier.wait()
+        (run.directory / "summary.json").write_text("{}")
+        return 0, ""
+
+    monkeypatch.setattr(sweeps, "_launch", launch)
+    results = [None, None]
+
+    def worker(index):
+        results[index] = sweeps.run_local(spec, "tiny.yaml", runs_dir=tmp_path, wandb="off", printer=lambda line: None)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(launched) == sorted(path.name for path in _run_dirs(spec, tmp_path))
+    assert sorted((r["finished"], r["skipped"]) for r in results) == [(1, 1), (1, 1)]
+
+
+def test_a_run_whose_worker_died_mid_run_is_resumed_not_restarted(tmp_path):
+    """The plan said "new run"; a checkpoint written since (by a worker that died) turns it into a resume."""
+    run_dir = tmp_path / "r"
+    run = sweeps.Run({}, "r", run_dir, tmp_path / "r.log", [sys.executable, "cli.py", "train", "--seed=0"])
+    assert sweeps.current_command(run) == run.command
+    run_dir.mkdir()
+    (run_dir / "checkpoint.pt").write_bytes(b"")
+    assert sweeps.current_command(run) == [sys.executable, "cli.py", "train", f"--resume={run_dir}"]
+
+
+def test_the_pending_language_model_sweep_waits_only_for_its_three_missing_options():
+    """sweeps/pending/results_lm_authors.yaml runs once --model lm has --zeta_decay, --rewarm_steps and a
+    N(0, 0.02²) value initialiser; this fails as soon as one lands, so that the sweep moves to sweeps/."""
+    spec = sweeps.load_sweep(ROOT / "sweeps" / "pending" / "results_lm_authors.yaml")
+    sweeps.check_sweep(spec, OPTIONS)
+    params = {k: DefaultParseValue(str(v)) for k, v in sweeps.expand(spec)[0].items()}
+    model = params.pop("model")
+    waiting = {"zeta_decay", "rewarm_steps", "weights"}
+    check_option_names(CONFIGS, model, {k: v for k, v in params.items() if k not in waiting})
+    for name in waiting - {"weights"}:
+        with pytest.raises(ValueError, match=name):
+            check_option_names(CONFIGS, model, {name: params[name]})
+    assert params["weights"] not in WEIGHT_INITS  # no N(0, 0.02²) initialiser for sparse values yet
