@@ -7,7 +7,7 @@ from pathlib import Path
 import fire
 import torch
 
-from sparsenet.command_line import check_flags, error_exit, interrupted, stop_on_sigterm, typed
+from sparsenet.command_line import check_flags, error_exit, interrupted, load_plugins, stop_on_sigterm, typed
 from sparsenet.runtime import tune_cpu
 
 TRAIN_HELP = """Train a model; print progress, a readable result line, and the summary JSON last.
@@ -22,6 +22,8 @@ Usage: python cli.py train [--model mlp|transformer] [--OPTION VALUE ...]
   --resume DIR  continue the run in DIR from its last checkpoint; takes no other option (its config is used).
   --restart     start again from scratch in a run directory that already holds a checkpoint (without it, such
                 a command stops and says how to resume).
+  --plugin MODULE  import MODULE (a module name or a .py file; any command, repeatable) before the options are
+                checked, so the methods and rules it registers (sparsenet.evolution.register_*) are valid names.
 Options ([mlp] or [transformer]: that model only; flags take true/false or --noFLAG):
 """
 
@@ -270,7 +272,9 @@ class CLI:
 
 
 def main(argv: list[str]) -> None:
-    """Run the command line ``argv`` (without the program name)."""
+    """Run the command line ``argv`` (without the program name); ``--plugin MODULE`` (any command, repeatable)
+    imports a module that registers methods or rules first."""
+    argv = load_plugins(argv)
     check_flags(CLI, argv)
     tune_cpu()  # the glibc allocator keeps freed buffers; subnormals flush to zero
     try:

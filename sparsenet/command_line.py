@@ -1,10 +1,15 @@
-"""Command-line plumbing for cli.py: arguments converted to their annotated types, unknown options refused
-before any work, and Ctrl-C / SIGTERM turned into one line and the shell's exit codes."""
+"""Command-line plumbing for cli.py: ``--plugin`` modules imported first, arguments converted to their annotated
+types, unknown options refused before any work, and Ctrl-C / SIGTERM turned into one line and the shell's exit
+codes."""
 import difflib
 import functools
+import importlib
+import importlib.util
 import inspect
+import os
 import signal
 import sys
+from pathlib import Path
 
 from .train.config import convert
 
@@ -59,6 +64,34 @@ def interrupted(stop: KeyboardInterrupt, advice: str, what: str = "interrupted",
     if not quiet:
         print(f"{what} ({'SIGTERM' if terminated else 'Ctrl-C'}); {advice}", file=sys.stderr)
     return SystemExit(143 if terminated else 130)
+
+
+def load_plugins(argv: list[str]) -> list[str]:
+    """Import every ``--plugin MODULE`` of ``argv`` (a module name, found from the working directory too, or a
+    ``.py`` file) before any option is checked, so the methods and rules it registers are valid names; return
+    ``argv`` without them."""
+    rest, plugins, tokens = [], [], iter(argv)
+    for token in tokens:
+        if token == "--plugin" or token.startswith("--plugin="):
+            plugins.append(token.partition("=")[2] or next(tokens, ""))
+        else:
+            rest.append(token)
+    for plugin in plugins:
+        try:
+            if plugin.endswith(".py"):
+                spec = importlib.util.spec_from_file_location(Path(plugin).stem, plugin)
+                if spec is None or not Path(plugin).is_file():
+                    raise ImportError("no such file")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+            else:
+                if os.getcwd() not in sys.path:
+                    sys.path.append(os.getcwd())
+                importlib.import_module(plugin)
+        except (ImportError, ValueError) as error:
+            raise SystemExit(f"error: --plugin {plugin or '(missing)'}: {error or 'give a module name or a .py file'}")
+    return rest
 
 
 def check_flags(commands: type, argv: list[str]) -> None:

@@ -81,7 +81,7 @@ MUTANTS = {
     "length margin removed": (
         "sparsenet/models/search.py", "int(ratio * n) + EXTRA_TOKENS", "int(ratio * n)", ["tests/models"]),
     "HF resume without the DST state goes on silently": (
-        "sparsenet/models/huggingface.py", "if not saved.is_file():", "if False:",
+        "sparsenet/integrations/huggingface.py", "if not saved.is_file():", "if False:",
         ["tests/models/test_huggingface.py"]),
     "HF callback drops the kept links' optimizer state": (
         "sparsenet/evolution/engine.py",
@@ -90,7 +90,7 @@ MUTANTS = {
         "torch.full_like(old_to_new, -1), layer.nnz)",
         ["tests/models/test_huggingface.py"]),
     "magnitude keep reads the whole weight at once": (
-        "sparsenet/models/sparsify.py", "rows = max(1, MAGNITUDE_BLOCK_ELEMENTS // in_features)",
+        "sparsenet/sparsify.py", "rows = max(1, MAGNITUDE_BLOCK_ELEMENTS // in_features)",
         "rows = out_features", ["tests/models/test_sparsify.py"]),
     "LM BPE cache keyed by the file name": (
         "sparsenet/data/text.py", 'stem = f"bpe{vocab_size}-{_content_key(train)}"',

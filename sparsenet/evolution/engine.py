@@ -2,7 +2,8 @@
 
 Call ``engine.step(global_step)`` after ``optimizer.step()`` and before ``zero_grad()`` (MEST reads the
 current gradient, RigL the current batch's activations). When an update is due it:
-  1. scores every sparse layer's links and keeps ``n - ⌊ζ n⌋`` (hard, soft, or per sign), after first
+  1. scores every sparse layer's links by the method's removal rule (``removal.REMOVALS``) and keeps
+     ``n - ⌊ζ n⌋`` (hard, soft, or per sign), after first
      pruning to the density schedule's target when that shrinks (CHTss by RI); with MEST's ``excess``
      turnover it instead prunes to the final density and regrows to the elastic target;
   2. percolates dead neurons over the model's declared relations (``model.percolation_relations()``);
@@ -17,7 +18,9 @@ current gradient, RigL the current batch's activations). When an update is due i
      from the activations of every rank's part of the batch, and broadcasts the new links, values and the
      early-stop flags; the other ranks move their optimizer state by key, as rank 0 did;
   6. returns statistics (with ``topology_hash``, a digest of every layer's links); ``state_dict()`` /
-     ``load_state_dict()`` hold what resuming needs.
+     ``load_state_dict()`` hold what resuming needs, keyed by the sparse modules' names.
+Regrowth asks the method's regrowth rule (``regrowth.REGROWTHS``) for score blocks, giving it what the rule says
+it needs (the captured inputs and output gradients for RigL's); the engine never branches on a rule's name.
 """
 import hashlib
 import time
@@ -30,12 +33,12 @@ from ..sparse import keys_to_indices, link_count, linear_keys
 from ..sparse.csr import expand
 from ..topology.measures import active_neuron_rate, overlap
 from ..topology.plan import sparse_layers
-from .linkpred import DEFAULT_BUDGET, check_path_scoring
+from .linkpred import DEFAULT_BUDGET
 from .methods import Method
 from .optimizer_state import remap_optimizer_state, remap_positions
 from .percolation import Chain, percolate
-from .regrowth import gradient_blocks, link_prediction_blocks
-from .removal import REMOVAL_SCORES
+from .regrowth import REGROWTHS
+from .removal import REMOVALS
 from .schedule import DensitySchedule, Schedule
 from .selection import keep_mask, keep_per_sign, select_absent
 
@@ -57,6 +60,10 @@ class TopologyEngine:
                  density: float | list[float] | None = None,
                  relations=None, seed: int = 0, memory_budget: int = DEFAULT_BUDGET, check_ranks: bool = True):
         self.layers = sparse_layers(model)
+        named = {}
+        for name, module in model.named_modules():
+            named.setdefault(module, name)
+        self.names = {layer: named[layer] for layer in self.layers}  # state is keyed by module name
         self.optimizers = list(optimizers) if isinstance(optimizers, (list, tuple)) else [optimizers]
         self.method = method.validate()
         self.schedule = schedule
@@ -76,12 +83,22 @@ class TopologyEngine:
         self.check_ranks = check_ranks
         self.stopped = False
         self.flagged = set()  # layers whose topology converged once (CHT's early stop; sticky)
-        self.history = {i: (torch.empty(0, dtype=torch.int64), torch.empty(0)) for i in range(len(self.layers))}
+        self.history = {self.names[l]: (torch.empty(0, dtype=torch.int64), torch.empty(0)) for l in self.layers}
         self._captured = {}
-        if method.regrowth is not None and method.regrowth_kind == "ch3_l3p":  # fail now, not after an epoch
+        dynamic = method.removal is not None
+        self.removal = REMOVALS[method.removal_score] if dynamic else None
+        self.prune = REMOVALS[method.prune_score or method.removal_score] if dynamic else None
+        self.regrowth = REGROWTHS[method.regrowth_kind] if dynamic else None
+        if dynamic and self.regrowth.preflight is not None:  # fail now, not after an epoch
             for layer in self.layers:
-                check_path_scoring(layer.indices, layer.shape, memory_budget)
-        if method.regrowth is not None and method.regrowth_kind == "gradient":
+                rows, cols = layer.indices
+                try:
+                    self.regrowth.preflight(torch.bincount(rows, minlength=layer.out_features),
+                                            torch.bincount(cols, minlength=layer.in_features), memory_budget)
+                except ValueError as error:
+                    raise ValueError(f"{self.regrowth.name} regrowth on the {layer.in_features}->"
+                                     f"{layer.out_features} layer {self.names[layer]} {error}") from None
+        if dynamic and self.regrowth.needs_activations:
             for layer in self.layers:
                 layer.register_forward_hook(self._capture)
 
@@ -102,8 +119,6 @@ class TopologyEngine:
 
     def _keep_masks(self, step: int, targets: dict) -> dict:
         zeta, exponent = self.schedule.zeta_at(step), self.schedule.exponent_at(step)
-        score = REMOVAL_SCORES[self.method.removal_score]
-        prune = REMOVAL_SCORES[self.method.prune_score or self.method.removal_score]
         masks = {}
         for layer in self.layers:
             n = layer.nnz
@@ -111,17 +126,17 @@ class TopologyEngine:
             floor = self._final_nnz(layer) if self.method.turnover == "excess" else targets[layer]
             excess = max(0, n - floor)
             if excess:  # density decay: prune to the target first (CHTss by RI, MEST by its own score)
-                keep = keep_mask(prune(layer, mest_lambda=self.method.mest_lambda), n - excess, soft=False,
+                keep = keep_mask(self.prune.scores(layer, self.method), n - excess, soft=False,
                                  generator=self.generator)
             if self.method.turnover == "excess":
                 masks[layer] = keep
                 continue
             survivors = keep.nonzero().squeeze(1)
-            if self.method.removal_per_sign:
-                chosen = keep_per_sign(layer.values.detach()[survivors], zeta, self.generator)
+            scores = self.removal.scores(layer, self.method)[survivors]
+            if self.removal.per_sign:
+                chosen = keep_per_sign(layer.values.detach()[survivors], zeta, self.generator, scores)
             else:
                 n_keep = survivors.numel() - int(zeta * survivors.numel())
-                scores = score(layer, mest_lambda=self.method.mest_lambda)[survivors]
                 chosen = keep_mask(scores, n_keep, self.method.removal_soft, self.generator, exponent)
             keep = torch.zeros_like(keep)
             keep[survivors[chosen]] = True
@@ -132,15 +147,16 @@ class TopologyEngine:
         return link_count(layer.out_features, layer.in_features, self.density[layer].final)
 
     def _regrowth_blocks(self, layer):
-        kind = self.method.regrowth_kind
-        if kind == "random":
+        """The regrowth rule's score blocks for ``layer``, given what the rule needs (none: random regrowth)."""
+        if self.regrowth.blocks is None:
             return []
-        if kind == "gradient":
+        needs = {}
+        if self.regrowth.needs_activations:
             if layer not in self._captured:
-                raise RuntimeError("gradient regrowth needs a forward and backward pass before engine.step()")
-            inputs, grad_outputs = self._captured[layer]
-            return gradient_blocks(layer, inputs, grad_outputs, self.memory_budget)
-        return link_prediction_blocks(layer, kind, self.memory_budget)
+                raise RuntimeError(f"{self.regrowth.name} regrowth needs a forward and backward pass before "
+                                   f"engine.step()")
+            needs = dict(zip(("inputs", "grad_outputs"), self._captured[layer]))
+        return self.regrowth.blocks(layer, memory_budget=self.memory_budget, **needs)
 
     @torch.no_grad()
     def step(self, global_step: int) -> dict | None:
@@ -150,7 +166,7 @@ class TopologyEngine:
         distributed = _distributed()
         if distributed and self.check_ranks:
             self._check_ranks(global_step, "before", self._digests())
-        if distributed and self.method.regrowth_kind == "gradient":
+        if distributed and self.regrowth.needs_activations:
             self._gather_captured()
         stats = self._update(global_step) if not distributed or dist.get_rank() == 0 else None
         if distributed:
@@ -166,20 +182,22 @@ class TopologyEngine:
         targets = {layer: self._target_nnz(layer, global_step) for layer in self.layers}
         masks = percolate(self._keep_masks(global_step, targets), self.relations)
         per_layer = []
-        for position, layer in enumerate(self.layers):
+        for layer in self.layers:
+            name, keep = self.names[layer], masks[layer]
             old_keys = linear_keys(layer.indices, layer.in_features)
             old_values = layer.values.detach().clone()
-            removed = old_keys[~masks[layer]]
-            self._remember(position, removed, layer.values[~masks[layer]])
-            layer.remove(masks[layer])
+            removed = old_keys[~keep]
+            self._remember(name, removed, layer.values[~keep])
+            removal_map = layer.remove(keep)
             present = linear_keys(layer.indices, layer.in_features)
             count = max(0, targets[layer] - layer.nnz)
             total = layer.out_features * layer.in_features
             new_keys = select_absent(self._regrowth_blocks(layer), count, self.method.regrowth_soft, present, total,
                                      self.generator)
-            layer.insert(keys_to_indices(new_keys, layer.in_features), self._initial_values(position, new_keys, layer))
-            old_to_new = remap_positions(old_keys, linear_keys(layer.indices, layer.in_features))
-            regained = (old_to_new >= 0) & ~masks[layer]  # removed and regrown: keeps value and state
+            kept_to_new, added_to_new = layer.insert(keys_to_indices(new_keys, layer.in_features),
+                                                     self._initial_values(name, new_keys, layer))
+            old_to_new = _compose(removal_map, kept_to_new, keep, remap_positions(removed, new_keys), added_to_new)
+            regained = (old_to_new >= 0) & ~keep  # removed and regrown: keeps value and state
             layer.values.data[old_to_new[regained]] = old_values[regained]
             remap_optimizer_state(self.optimizers, layer.values, old_to_new, layer.nnz)
             per_layer.append({"nnz": layer.nnz, "removed": removed.numel(), "regrown": new_keys.numel(),
@@ -249,19 +267,19 @@ class TopologyEngine:
         self.flagged = {self.layers[i] for i in flagged}
         return stats
 
-    def _remember(self, position: int, keys: torch.Tensor, values: torch.Tensor) -> None:
+    def _remember(self, name: str, keys: torch.Tensor, values: torch.Tensor) -> None:
         if not self.method.historical_weights:
             return
-        old_keys, old_values = self.history[position]
+        old_keys, old_values = self.history[name]
         keys_all = torch.cat((keys.cpu(), old_keys))
         values_all = torch.cat((values.detach().cpu(), old_values.to(values.dtype)))
         unique, first = _first_index(keys_all)
-        self.history[position] = (unique, values_all[first])
+        self.history[name] = (unique, values_all[first])
 
-    def _initial_values(self, position: int, new_keys: torch.Tensor, layer) -> torch.Tensor:
+    def _initial_values(self, name: str, new_keys: torch.Tensor, layer) -> torch.Tensor:
         values = layer.values.new_zeros(new_keys.numel())
         if self.method.historical_weights:
-            keys, stored = self.history[position]
+            keys, stored = self.history[name]
             where = remap_positions(new_keys.cpu(), keys)
             known = where >= 0
             values[known.to(values.device)] = stored[where[known]].to(values)
@@ -280,14 +298,41 @@ class TopologyEngine:
         return sum(s * r for s, r in zip(sizes, rates)) / sum(sizes)
 
     def state_dict(self) -> dict:
-        return {"stopped": self.stopped, "flagged": [self.layers.index(l) for l in self.flagged],
-                "generator": self.generator.get_state(), "history": self.history}
+        """What resuming needs, keyed by the sparse modules' names (``layers``: their update order)."""
+        return {"layers": [self.names[l] for l in self.layers], "stopped": self.stopped,
+                "flagged": sorted(self.names[l] for l in self.flagged), "generator": self.generator.get_state(),
+                "history": dict(self.history)}
 
     def load_state_dict(self, state: dict) -> None:
+        """Load ``state_dict()``'s output, also into a model whose sparse modules are registered in another order
+        (the updates then run in the saved order, so the run resumes exactly); states keyed by the layers'
+        positions (older checkpoints) load into the modules at those positions."""
+        by_name = {name: layer for layer, name in self.names.items()}
+        order = state.get("layers", [self.names[l] for l in self.layers])
+        if sorted(order) != sorted(by_name):
+            raise ValueError(f"the engine state holds the sparse modules {sorted(order)}, this model "
+                             f"{sorted(by_name)}")
+        flagged = state.get("flagged", state.get("frozen", []))
+        history = state["history"]
+        if "layers" not in state:  # keyed by position
+            flagged = [order[i] for i in flagged]
+            history = {order[i]: entry for i, entry in history.items()}
+        self.layers = [by_name[name] for name in order]
         self.stopped = state["stopped"]
-        self.flagged = {self.layers[i] for i in state.get("flagged", state.get("frozen", []))}
+        self.flagged = {by_name[name] for name in flagged}
         self.generator.set_state(state["generator"])
-        self.history = state["history"]
+        self.history = dict(history)
+
+
+def _compose(removal_map: torch.Tensor, kept_to_new: torch.Tensor, keep: torch.Tensor, regrown: torch.Tensor,
+             added_to_new: torch.Tensor) -> torch.Tensor:
+    """``(nnz_old,)`` each old link's position after an update, or -1, from the edits' maps: ``removal_map``
+    (``remove``'s, old -> kept or -1), ``kept_to_new`` and ``added_to_new`` (``insert``'s), ``keep (nnz_old,)``
+    bool, and ``regrown`` (each removed link's position among the added ones, or -1: removed and regrown)."""
+    missing = kept_to_new.new_full((1,), -1)  # index -1 of the padded maps: gone
+    old_to_new = torch.cat((kept_to_new, missing))[removal_map]
+    old_to_new[~keep] = torch.cat((added_to_new, missing))[regrown]
+    return old_to_new
 
 
 def _distributed() -> bool:

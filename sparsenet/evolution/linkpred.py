@@ -95,6 +95,16 @@ class _Scorer:
         if variant == "CH3-L3p":
             self._prepare_paths()
 
+    @functools.cached_property
+    def row_ptr(self) -> list[int]:
+        """The layer's CSR row pointers on the host (one transfer, so blocks slice links without a sync)."""
+        return self.graph.row_ptr.tolist()
+
+    @functools.cached_property
+    def col_ptr(self) -> list[int]:
+        """The column pointers (links grouped by input) on the host."""
+        return self.graph.col_ptr.tolist()
+
     def _node_values(self, count: torch.Tensor, external_degree: torch.Tensor) -> torch.Tensor:
         """num / (deg − C) for co-neighbour counts ``count`` > 0 (num = 1, or 1 + C for CH2), else 0."""
         numerator = count + 1.0 if self.variant == "CH2-L3n" else torch.ones_like(count)
@@ -155,7 +165,7 @@ class _Scorer:
         """P[R, :] as CSR ``(stop - start, nnz)``: P[u, e] = 1 / sqrt(deg(j) − C_U[u, j]) for e = (j, b), b ∈ N(u)."""
         g = self.graph
         rows, cols = g.indices
-        first = torch.arange(int(g.row_ptr[start]), int(g.row_ptr[stop]), device=rows.device)
+        first = torch.arange(self.row_ptr[start], self.row_ptr[stop], device=rows.device)
         source, position = expand(g.col_ptr, g.link_by_col, cols[first])
         u, e = rows[first][source], g.link_by_col[position]
         j = rows[e]
@@ -179,17 +189,18 @@ class _Scorer:
 
     def dense(self, start: int, stop: int) -> torch.Tensor:
         g = self.graph
-        links = slice(int(g.row_ptr[start]), int(g.row_ptr[stop]))
+        links = slice(self.row_ptr[start], self.row_ptr[stop])
         scores = self._node_dense(start, stop) if self.route.gemm else self.product(start, stop).to_dense()
         scores[g.indices[0, links] - start, g.indices[1, links]] = 0.0
         return scores
 
-    def _dense_columns(self, ptr: torch.Tensor, others: torch.Tensor, start: int, stop: int, height: int
-                       ) -> torch.Tensor:
-        """Columns ``[start, stop)`` of a 0/1 matrix given by a CSR-like (``ptr``, ``others``), as ``(height, k)``."""
-        lo, hi = int(ptr[start]), int(ptr[stop])
+    def _dense_columns(self, ptr: torch.Tensor, host_ptr: list[int], others: torch.Tensor, start: int, stop: int,
+                       height: int) -> torch.Tensor:
+        """Columns ``[start, stop)`` of a 0/1 matrix given by a CSR-like (``ptr``, ``others``), as ``(height, k)``;
+        ``host_ptr``: ``ptr`` as a list."""
+        lo, hi = host_ptr[start], host_ptr[stop]
         owner = torch.repeat_interleave(torch.arange(stop - start, device=ptr.device), ptr[start + 1:stop + 1] -
-                                        ptr[start:stop])
+                                        ptr[start:stop], output_size=hi - lo)
         block = torch.zeros(height, stop - start, dtype=self.dtype, device=ptr.device)
         block[others[lo:hi], owner] = 1.0
         return block
@@ -200,7 +211,7 @@ class _Scorer:
         g = self.graph
         m, n = g.shape
         rows, cols = g.indices
-        a_rows_t = self._dense_columns(g.row_ptr, cols, start, stop, n)            # A[R]ᵀ  (n, R)
+        a_rows_t = self._dense_columns(g.row_ptr, self.row_ptr, cols, start, stop, n)  # A[R]ᵀ  (n, R)
         c_u_t = self.a @ a_rows_t                                                         # C_U[R]ᵀ (m, R)
         e_u_t = self._node_values(c_u_t, g.degree_u.to(self.dtype).unsqueeze(1))
         own = torch.arange(start, stop, device=rows.device)
@@ -210,7 +221,7 @@ class _Scorer:
         width = max(1, -(-n // MIN_BLOCKS))
         for c0 in range(0, n, width):
             c1 = min(c0 + width, n)
-            a_cols = self._dense_columns(g.col_ptr, g.rows_by_col, c0, c1, m)       # A[:, C]  (m, k)
+            a_cols = self._dense_columns(g.col_ptr, self.col_ptr, g.rows_by_col, c0, c1, m)  # A[:, C]  (m, k)
             e_v = self._node_values(self.a_t @ a_cols, g.degree_v.to(self.dtype).unsqueeze(1))  # E_V[:, C] (n, k)
             inside = torch.arange(c0, c1, device=rows.device)
             e_v[inside, inside - c0] = 0.0                                               # b = v
@@ -227,7 +238,7 @@ class _Scorer:
         (local, cols), values = product.indices(), product.values()
         keep = values > 0
         keys = local * n + cols                                      # sorted: the product is coalesced
-        links = self.link_keys[int(g.row_ptr[start]):int(g.row_ptr[stop])] - start * n
+        links = self.link_keys[self.row_ptr[start]:self.row_ptr[stop]] - start * n
         found = torch.searchsorted(keys, links).clamp(max=max(keys.numel() - 1, 0))
         if keys.numel():
             keep[found[keys[found] == links]] = False                # existing links: a few per row, not an isin
@@ -244,12 +255,21 @@ def check_path_scoring(indices: torch.Tensor, shape: tuple[int, int], memory_bud
     """Raise ``ValueError`` if CH3-L3p's path factors (Σ degree² on both sides, 24 bytes each) would exceed
     16 memory budgets (4 GiB by default): path-based scoring grows with degree cubed."""
     rows, cols = indices
-    entries = int((torch.bincount(rows, minlength=shape[0]).double() ** 2).sum()
-                  + (torch.bincount(cols, minlength=shape[1]).double() ** 2).sum())
+    try:
+        check_path_degrees(torch.bincount(rows, minlength=shape[0]), torch.bincount(cols, minlength=shape[1]),
+                           memory_budget)
+    except ValueError as error:
+        raise ValueError(f"CH3-L3p on a {shape[0]}x{shape[1]} layer with {rows.numel():,} links {error}") from None
+
+
+def check_path_degrees(out_degree: torch.Tensor, in_degree: torch.Tensor, memory_budget: int = DEFAULT_BUDGET
+                       ) -> None:
+    """``check_path_scoring`` from a layer's degrees ``(out,)`` and ``(in,)`` (exact, or planned mean degrees
+    before the layer exists); the error's message goes on from the layer it names ("needs ...")."""
+    entries = float((out_degree.double() ** 2).sum() + (in_degree.double() ** 2).sum())
     if not path_factors_fit(entries, memory_budget):
-        raise ValueError(f"CH3-L3p on a {shape[0]}x{shape[1]} layer with {rows.numel():,} links needs {entries:,} "
-                         f"path factors (~{entries * 24 / 2**30:.1f} GiB); use the node-based ch3_l3n or ch2_l3n "
-                         f"regrowth at this density")
+        raise ValueError(f"needs {entries:,.0f} path factors (~{entries * 24 / 2**30:.1f} GiB: degree cubed); use "
+                         f"the node-based ch3_l3n or ch2_l3n regrowth (e.g. --regrowth ch2_l3n_soft) at this density")
 
 
 def _row_slice(matrix: torch.Tensor, start: int, stop: int) -> torch.Tensor:
@@ -354,18 +374,19 @@ def _blocks(graph: LayerGraph, route: _Route, block_rows: int | None, memory_bud
     sparse_row = torch.minimum(paths, torch.tensor(float(n))) * 24
     sparse_row += graph.wedges.shares_per_row() * 40 if route.wedges else graph.degree_u.double() ** 2 * 48
     block_rows = min(block_rows or m, max(1, -(-m // MIN_BLOCKS)))
+    # the per-row walk runs on host copies: three transfers per layer, not one sync per row
+    dense_leaning, sparse_row, has_paths = dense_leaning.tolist(), sparse_row.tolist(), has_paths.tolist()
     blocks, start = [], 0
     while start < m:
-        dense = bool(dense_leaning[start])
+        dense = dense_leaning[start]
         stop, used = start, 0.0
-        while stop < m and bool(dense_leaning[stop]) == dense:
-            cost = dense_row * element + (0.0 if route.gemm else float(sparse_row[stop])) if dense \
-                else float(sparse_row[stop])
+        while stop < m and dense_leaning[stop] == dense:
+            cost = dense_row * element + (0.0 if route.gemm else sparse_row[stop]) if dense else sparse_row[stop]
             if stop > start and (used + cost > memory_budget or stop - start >= block_rows):
                 break
             used += cost
             stop += 1
-        blocks.append((start, stop, dense, bool(has_paths[start:stop].any())))
+        blocks.append((start, stop, dense, any(has_paths[start:stop])))
         start = stop
     return blocks
 

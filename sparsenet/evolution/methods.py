@@ -1,15 +1,20 @@
-"""DST methods as short declarations composing removal, regrowth, percolation and schedules.
+"""DST methods as short declarations composing registered removal and regrowth rules, percolation and schedules.
 
-A method names its removal score (``wm``, ``wm_signed``, ``ri``, ``mest``; ``_soft`` samples the survivors
-∝ score^T, the exponent T linear from ``exponent_start`` to ``exponent_end`` over the update window),
-its regrowth (``random``, ``gradient``, ``ch3_l3p``, ``ch3_l3n``, ``ch2_l3n``; ``_soft`` samples ∝ score),
-whether dead neurons percolate, CHT's early stop, the ζ decay and the density schedule, plus the
-initialisation the paper pairs with it. Any field can be overridden by name (``make_method``).
+A method names its removal rule (``removal.py``'s registry: ``wm``, ``wm_signed``, ``ri``, ``mest``; ``_soft``
+samples the survivors ∝ score^T, the exponent T linear from ``exponent_start`` to ``exponent_end`` over the
+update window), its regrowth rule (``regrowth.py``'s: ``random``, ``gradient``, ``ch3_l3p``, ``ch3_l3n``,
+``ch2_l3n``; ``_soft`` samples ∝ score), whether dead neurons percolate, CHT's early stop, the ζ decay and the
+density schedule, plus the initialisation the paper pairs with it. The ``_soft`` suffix is parsed once, into
+the fields ``removal_soft`` / ``regrowth_soft`` beside the rule names ``removal_score`` / ``regrowth_kind``.
+Any field can be overridden by name (``make_method``); ``register_method`` adds a method::
+
+    register_method(Method("snip_set", removal="snip", regrowth="random"))
 """
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from .regrowth import REGROWTH_KINDS
-from .removal import REMOVAL_SCORES, SIGN_SPLIT
+from .registry import Registry, unknown_name
+from .regrowth import REGROWTHS
+from .removal import REMOVALS
 from .schedule import DENSITY_SCHEDULES, ZETA_DECAYS
 
 
@@ -36,25 +41,22 @@ class Method:
     init: str = "er"
     weights: str = "kaiming"
 
-    @property
-    def removal_score(self) -> str:
-        return self.removal.removesuffix("_soft")
+    removal_score: str | None = field(init=False)   # the removal rule: ``removal`` without ``_soft``
+    removal_soft: bool = field(init=False)           # ``removal`` ends in ``_soft``: sample the survivors
+    regrowth_kind: str | None = field(init=False)    # the regrowth rule: ``regrowth`` without ``_soft``
+    regrowth_soft: bool = field(init=False)          # ``regrowth`` ends in ``_soft``: sample the new links
 
-    @property
-    def removal_soft(self) -> bool:
-        return self.removal.endswith("_soft")
+    def __post_init__(self):
+        for name in ("removal", "regrowth"):
+            given = getattr(self, name)
+            soft = isinstance(given, str) and given.endswith("_soft")
+            object.__setattr__(self, name + "_soft", soft)
+            object.__setattr__(self, "removal_score" if name == "removal" else "regrowth_kind",
+                               given.removesuffix("_soft") if soft else given)
 
     @property
     def removal_per_sign(self) -> bool:
-        return self.removal_score in SIGN_SPLIT
-
-    @property
-    def regrowth_kind(self) -> str:
-        return self.regrowth.removesuffix("_soft")
-
-    @property
-    def regrowth_soft(self) -> bool:
-        return self.regrowth.endswith("_soft")
+        return REMOVALS[self.removal_score].per_sign
 
     def validate(self) -> "Method":
         for flag in ("percolation", "historical_weights"):
@@ -63,19 +65,18 @@ class Method:
         if (self.removal is None) != (self.regrowth is None):
             raise ValueError(f"method {self.name!r}: removal and regrowth go together (got {self.removal!r}, "
                              f"{self.regrowth!r})")
-        if self.removal is not None and self.removal_score not in REMOVAL_SCORES:
-            raise ValueError(f"unknown removal {self.removal!r}; choose from "
-                             f"{sorted(REMOVAL_SCORES) + [k + '_soft' for k in sorted(REMOVAL_SCORES)]}")
-        if self.regrowth is not None and (self.regrowth_kind not in REGROWTH_KINDS or self.regrowth == "random_soft"):
-            raise ValueError(f"unknown regrowth {self.regrowth!r}; choose from "
-                             f"{list(REGROWTH_KINDS) + [k + '_soft' for k in REGROWTH_KINDS if k != 'random']}")
-        if self.prune_score is not None and self.prune_score not in REMOVAL_SCORES:
-            raise ValueError(f"unknown prune_score {self.prune_score!r}; choose from {sorted(REMOVAL_SCORES)}")
+        if self.removal is not None and self.removal not in REMOVALS.names():
+            if self.removal_soft and self.removal_score in REMOVALS:
+                raise ValueError(f"removal {self.removal!r}: the sign-split rule is hard only "
+                                 f"(use {self.removal_score})")
+            REMOVALS.lookup(self.removal)
+        if self.regrowth is not None and self.regrowth not in REGROWTHS.names():
+            REGROWTHS.lookup(self.regrowth)
+        if self.prune_score is not None and self.prune_score not in REMOVALS:
+            raise ValueError(unknown_name("prune_score", self.prune_score, sorted(REMOVALS), REMOVALS.how))
         if self.early_stop is not None and self.density_schedule != "constant":
             raise ValueError(f"method {self.name!r}: early_stop stops all updates, so it cannot go with the "
                              f"decaying density schedule {self.density_schedule!r}")
-        if self.removal is not None and self.removal_per_sign and self.removal_soft:
-            raise ValueError(f"removal {self.removal!r}: the sign-split rule is hard only (use wm_signed)")
         if self.turnover not in TURNOVERS:
             raise ValueError(f"unknown turnover {self.turnover!r}; choose from {list(TURNOVERS)}")
         if not 0.0 <= self.mest_lambda or isinstance(self.mest_lambda, bool):
@@ -88,26 +89,39 @@ class Method:
         return self
 
 
-METHODS = {  # the variants the CHTs preprint compared against (method.md §8; README's method table)
-    "static": Method("static"),
-    "set": Method("set", removal="wm_signed", regrowth="random"),
-    "rigl": Method("rigl", removal="wm", regrowth="gradient", zeta_decay="cosine"),
-    "mest": Method("mest", removal="mest", regrowth="random", density_schedule="elastic", turnover="excess"),
-    "cht": Method("cht", removal="wm_signed", regrowth="ch3_l3p", percolation=True, early_stop=0.9,
-                  init="csti", weights="swi"),
-    "chts": Method("chts", removal="wm_soft", regrowth="ch3_l3p_soft", percolation=True, init="csti",
-                   weights="swi"),
-    "chtss": Method("chtss", removal="wm_soft", regrowth="ch2_l3n_soft", percolation=True, zeta_decay="cosine",
-                    density_schedule="sigmoid", prune_score="ri", exponent_end=9.0, init="brf", weights="swi"),
-}
+METHODS = Registry("method", "register_method(Method(name, ...))")
+
+
+def register_method(method: Method, replace: bool = False) -> Method:
+    """Register ``method`` under ``method.name`` (for ``make_method``, ``DST(method=...)``, the CLI's ``--method``
+    and every list of method names), after checking its rules are registered; ``replace``: allow replacing one."""
+    return METHODS.add(method.name, method.validate(), replace)
+
+
+def method_names() -> list[str]:
+    """The registered methods' names, in registration order (the built-in ones first)."""
+    return METHODS.names()
 
 
 def make_method(name: str, **overrides) -> Method:
     """The registered method ``name`` with fields replaced by the non-None ``overrides``."""
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
-    fields = set(Method.__dataclass_fields__) - {"name"}
+    METHODS.lookup(name)
+    fields = {f for f, spec in Method.__dataclass_fields__.items() if spec.init} - {"name"}
     unknown = set(overrides) - fields
     if unknown:
         raise ValueError(f"unknown method options {sorted(unknown)}; valid: {sorted(fields)}")
     return replace(METHODS[name], **{k: v for k, v in overrides.items() if v is not None}).validate()
+
+
+for _method in (  # the variants the CHTs preprint compared against (method.md §8; README's method table)
+    Method("static"),
+    Method("set", removal="wm_signed", regrowth="random"),
+    Method("rigl", removal="wm", regrowth="gradient", zeta_decay="cosine"),
+    Method("mest", removal="mest", regrowth="random", density_schedule="elastic", turnover="excess"),
+    Method("cht", removal="wm_signed", regrowth="ch3_l3p", percolation=True, early_stop=0.9, init="csti",
+           weights="swi"),
+    Method("chts", removal="wm_soft", regrowth="ch3_l3p_soft", percolation=True, init="csti", weights="swi"),
+    Method("chtss", removal="wm_soft", regrowth="ch2_l3n_soft", percolation=True, zeta_decay="cosine",
+           density_schedule="sigmoid", prune_score="ri", exponent_end=9.0, init="brf", weights="swi"),
+):
+    register_method(_method)

@@ -96,13 +96,15 @@ def keep_mask(scores: torch.Tensor, n_keep: int, soft: bool, generator: torch.Ge
     return mask
 
 
-def keep_per_sign(values: torch.Tensor, zeta: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``(nnz,)`` bool for link ``values (nnz,)``: SET's sign-split magnitude removal. Among the ``n₊``
-    positive weights the ``⌊ζ·n₊⌋`` closest to zero go, among the ``n₋`` negative ones the ``⌊ζ·n₋⌋``
-    closest to zero; weights exactly 0 always go (ties at random)."""
+def keep_per_sign(values: torch.Tensor, zeta: float, generator: torch.Generator | None = None,
+                  scores: torch.Tensor | None = None) -> torch.Tensor:
+    """``(nnz,)`` bool for link ``values (nnz,)``: SET's sign-split removal. Among the ``n₊`` positive weights
+    the ``⌊ζ·n₊⌋`` of lowest score go, among the ``n₋`` negative ones the ``⌊ζ·n₋⌋`` of lowest score; weights
+    exactly 0 always go (ties at random). ``scores (nnz,)`` default to |values| (closest to zero go)."""
+    scores = values.abs() if scores is None else scores
     mask = torch.zeros(values.numel(), dtype=torch.bool, device=values.device)
     for side in (values > 0, values < 0):
         positions = side.nonzero().squeeze(1)
         n = positions.numel()
-        mask[positions[keep_mask(values[positions].abs(), n - int(zeta * n), False, generator)]] = True
+        mask[positions[keep_mask(scores[positions], n - int(zeta * n), False, generator)]] = True
     return mask

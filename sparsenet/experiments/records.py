@@ -19,12 +19,13 @@ import math
 import statistics
 from pathlib import Path
 
+from ..evolution.methods import method_names
 from .paper import LLAMA_REFERENCE, paper_value
 from .table import mean_se
 
-MLP_METHODS = ("fc", "set", "rigl", "mest", "cht", "chts", "chtss")
-TRANSFORMER_METHODS = ("fc", "chts", "set", "rigl", "chtss", "mest")
-LM_METHODS = ("fc", "static", "set", "rigl", "mest", "cht", "chts", "chtss")
+MLP_METHODS = ("fc", *(name for name in method_names() if name != "static"))  # the registered methods' rows
+TRANSFORMER_METHODS = ("fc", "chts", "set", "rigl", "chtss", "mest")  # the paper's Transformer table, its order
+LM_METHODS = ("fc", *method_names())
 ALWAYS_SHOWN = ("model", "dataset", "text_file", "preset", "method", "sparsity", "seed")  # in every command
 RUN_PLACE = ("data_dir", "out_dir", "wandb", "quiet")  # where the run read and wrote: shown as recorded
 # config fields that do not make a run a variant: the seed and what pairs with it (--init_topology, a per-run

@@ -13,8 +13,8 @@ from tqdm import tqdm
 from ..data import VisionData, load_vision, split_validation
 from ..data.vision import DATASETS, image_shape
 from ..evolution import DensitySchedule, TopologyEngine, method_schedule
-from ..evolution.linkpred import path_factors_fit
-from ..evolution.regrowth import CH_VARIANTS
+from ..evolution.linkpred import DEFAULT_BUDGET
+from ..evolution.regrowth import REGROWTHS
 from ..models import MLP
 from ..runtime import peak_rss_bytes
 from ..topology import copy_topology, init_sparse_model, sparse_layers
@@ -111,22 +111,23 @@ class ClassifyConfig(RunConfig):
         return self
 
     def _check_path_scoring(self) -> None:
-        """Refuse CH3-L3p regrowth before any work where its path factors would not fit (the first update
-        would fail): Σ degree² on both sides, from the layers' mean degrees, against ``check_path_scoring``'s
-        bound."""
-        regrowth = self.engine_method().regrowth if self.method != "fc" else None
-        if not regrowth or regrowth.removesuffix("_soft") != "ch3_l3p":
+        """Refuse a regrowth rule whose preflight refuses a layer (CH3-L3p where its path factors would not fit:
+        the first update would fail) before any work, from the layers' mean degrees."""
+        regrowth = self.engine_method().regrowth_kind if self.method != "fc" else None
+        preflight = regrowth and REGROWTHS[regrowth].preflight
+        if not preflight:
             return
         for (a, b), density in zip(self.sparse_shapes(), map(max, self.start_densities(), self.final_densities())):
-            links = density * a * b
-            if not path_factors_fit(links ** 2 / a + links ** 2 / b):
-                raise ValueError(f"{regrowth} regrowth on the {a}->{b} layer needs ~{links ** 2 / a:.2g} path factors "
-                                 f"(degree cubed); use --regrowth ch2_l3n_soft (node-based) at this size")
+            links = density * a * b  # the rule's check from the layer's mean degrees
+            try:
+                preflight(torch.full((b,), links / b), torch.full((a,), links / a), DEFAULT_BUDGET)
+            except ValueError as error:
+                raise ValueError(f"{regrowth} regrowth on the {a}->{b} layer {error}") from None
 
     def link_prediction(self) -> str | None:
         """The CH variant the regrowth scores with ("CH3-L3p", ...), ``None`` for random or gradient regrowth."""
-        regrowth = self.engine_method().regrowth if self.method != "fc" else None
-        return CH_VARIANTS.get(regrowth.removesuffix("_soft")) if regrowth else None
+        regrowth = self.engine_method().regrowth_kind if self.method != "fc" else None
+        return REGROWTHS[regrowth].link_prediction if regrowth else None
 
     def layer_sizes(self) -> tuple:
         """Inputs, hidden widths, classes: the sizes a topology must have been made for."""

@@ -11,13 +11,19 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..evolution import DensitySchedule, Method, make_method
+from ..evolution import REGROWTHS, DensitySchedule, Method, make_method, method_names
+from ..evolution.registry import unknown_name
 from ..sparse import check_density
 from ..topology import INITIALIZERS
 from ..topology.weights import WEIGHT_INITS
 from .tracking import WANDB_CHOICES
 
-METHOD_NAMES = ("fc", "static", "set", "rigl", "mest", "cht", "chts", "chtss")
+def method_choices() -> tuple:
+    """``--method``'s values: the dense ``fc`` and every registered method (plugins' included)."""
+    return ("fc", *method_names())
+
+
+METHOD_NAMES = method_choices()  # at import (the built-in methods); checks call method_choices()
 
 # The paper's per-model choices over the registered methods (sparsenet/evolution/methods.py):
 # (model, data set, method) -> Method fields, "*" for any; the more specific entry wins, options given win over all.
@@ -34,7 +40,7 @@ METHOD_DEFAULTS = {
     # 70% sparsity, where CH2-L3n takes 0.1 s
     ("lm", "*", "chts"): {"init": "brf", "regrowth": "ch2_l3n_soft"},
 }
-METHOD_OPTIONS = tuple(name for name in Method.__dataclass_fields__ if name != "name")
+METHOD_OPTIONS = tuple(name for name, spec in Method.__dataclass_fields__.items() if name != "name" and spec.init)
 
 
 def method_defaults(model: str, dataset: str, method: str) -> dict:
@@ -61,7 +67,7 @@ class RunConfig:
                           "80/20 stratified); transformer: multi30k (the default), iwslt14, wmt17 (fairseq-prepared "
                           "train/valid/test.{en,de}), wmt_sample; lm: multi30k (both languages, the default), "
                           "openwebtext, c4 (online, --download), text (--text_file).")
-    method: str = option("chts", "fc (dense), static, set, rigl, mest, cht, chts or chtss.")
+    method: str = option("chts", f"fc (dense), {', '.join(method_names()[:-1])} or {method_names()[-1]}.")
     sparsity: float = option(0.99, "share of absent links in the sparse layers (mlp 0.99, 0.9 on digits; "
                              "transformer 0.9).")
     seed: int = option(0, "random seed; the same seed gives the same topology and loss curve on CPU.")
@@ -74,8 +80,7 @@ class RunConfig:
     removal: str | None = option(None, "removal rule wm, wm_signed (per sign, SET's), ri, mest, or wm/ri/mest "
                                  "with _soft (default: the method's; SET and CHT wm_signed; CHTs on fashion_mnist "
                                  "ri_soft, as the paper found RI better there).")
-    regrowth: str | None = option(None, "regrowth rule random, gradient, ch3_l3p, ch3_l3n, ch2_l3n, or *_soft "
-                                  "(default: the method's).")
+    regrowth: str | None = option(None, f"regrowth rule {', '.join(REGROWTHS)}, or *_soft (default: the method's).")
     zeta: float = option(0.3, "removal fraction per topology update, in [0, 1).")
     update_interval: int = option(1, "between topology updates: epochs for the MLP (1; CHT 3, the ICLR-2024 "
                                   "protocol behind the paper's CHT numbers), optimizer steps for the Transformer "
@@ -265,8 +270,9 @@ def check_run_options(config) -> None:
     ``fc``, in (0, 1) for a sparse method), W&B mode, ζ, and ``--init_topology`` (a sparse method and an
     existing run directory or checkpoint file)."""
     check_output_folder(config.out_dir, config.run_name)
-    if config.method not in METHOD_NAMES:
-        raise ValueError(f"unknown method {config.method!r}; choose from {list(METHOD_NAMES)}")
+    if config.method not in method_choices():
+        raise ValueError(unknown_name("method", config.method, list(method_choices()),
+                                      "register_method(Method(name, ...))"))
     if config.method == "fc":
         config.sparsity = 0.0
     elif not 0.0 < config.sparsity < 1.0:

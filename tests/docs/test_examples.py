@@ -7,6 +7,9 @@ import re
 
 import pytest
 
+from sparsenet.evolution.methods import METHODS
+from sparsenet.evolution.regrowth import REGROWTHS
+from sparsenet.evolution.removal import REMOVALS
 from tests.conftest import ROOT
 
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
@@ -43,7 +46,14 @@ def test_example_runs_as_printed(code, skip, tmp_path, monkeypatch):
         if re.search(rf"^\s*(from|import) {package}\b", code, re.M) and importlib.util.find_spec(package) is None:
             pytest.skip(f"needs the optional package {package}")
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "example", "exec"), {"__name__": "__main__"})
+    # an example that registers its own rule leaves no trace in the registries the later tests read
+    saved = [(registry, dict(registry)) for registry in (REMOVALS, REGROWTHS, METHODS)]
+    try:
+        exec(compile(code, "example", "exec"), {"__name__": "__main__"})
+    finally:
+        for registry, items in saved:
+            registry.clear()
+            registry.update(items)
 
 
 def test_the_examples_are_found_and_skip_markers_sit_on_blocks():

@@ -155,13 +155,14 @@ def test_same_seed_same_topology_and_losses():
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
 
 
-def test_state_dict_resumes_identically():
+@pytest.mark.parametrize("device", DEVICES)
+def test_state_dict_resumes_identically(device):
     def make():
-        model = TinyMLP()
+        model = TinyMLP().to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         return model, optimizer, TopologyEngine(model, optimizer, make_method("chts"),
                                                 Schedule(update_interval=2, total_steps=40), seed=1)
-    x, y = _data()
+    x, y = (t.to(device) for t in _data())
     model, optimizer, engine = make()
     for step in range(1, 7):
         _train_step(model, optimizer, x, y)
@@ -218,14 +219,48 @@ def test_gradient_regrowth_needs_a_backward_pass():
         engine.step(1)
 
 
-def test_gradient_regrowth_takes_the_largest_absent_gradients():
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradient_regrowth_takes_the_largest_absent_gradients(device):
     layer = SparseLinear(20, 30, density=0.2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    layer.to(device)
     x, dy = torch.randn(16, 20, dtype=torch.float64), torch.randn(16, 30, dtype=torch.float64)
     present = linear_keys(layer.indices, 20)
-    chosen = select_absent(gradient_blocks(layer, x, dy, memory_budget=8 * 20 * 7), 25, False, present, 600)
+    chosen = select_absent(gradient_blocks(layer, x.to(device), dy.to(device), memory_budget=8 * 20 * 7), 25, False,
+                           present, 600)
     dense = (dy.t() @ x).abs().flatten()
-    dense[present] = -1.0
-    assert torch.equal(chosen, torch.topk(dense, 25).indices.sort().values)
+    dense[present.cpu()] = -1.0
+    assert chosen.device.type == torch.device(device).type
+    assert torch.equal(chosen.cpu(), torch.topk(dense, 25).indices.sort().values)
+
+
+def _hashes_on(name: str, device: str) -> tuple[list[str], list[int]]:
+    """Topology hashes of 4 updates of ``name`` on a TinyMLP on ``device``, and the final layer sizes."""
+    method = make_method(name)
+    model = TinyMLP()
+    init_sparse_model(model, "er", DensitySchedule(0.2, method.density_schedule).start(), weights=method.weights,
+                      generator=torch.Generator().manual_seed(0))
+    model.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    engine = TopologyEngine(model, optimizer, method, Schedule(update_interval=2, total_steps=12, t_end=9),
+                            density=0.2)
+    x, y = (t.to(device) for t in _data())
+    hashes = []
+    for step in range(1, 9):
+        _train_step(model, optimizer, x, y)
+        stats = engine.step(step)
+        if stats:
+            hashes.append(stats["topology_hash"])
+    return hashes, [layer.nnz for layer in model.hidden]
+
+
+@pytest.mark.parametrize("name", ["rigl", "chtss"])
+@pytest.mark.parametrize("device", DEVICES)
+def test_rigl_and_chtss_draw_the_cpu_topology_on_every_device(name, device):
+    hashes, sizes = _hashes_on(name, device)
+    assert (hashes, sizes) == _hashes_on(name, "cpu")
+    assert len(set(hashes)) == 4  # every update changed the links
+    if name == "chtss":  # the sigmoid density decay ends at the target
+        assert sizes == [link_count(30, 20, 0.2), link_count(30, 30, 0.2)]
 
 
 class _FactoredState(torch.optim.SGD):

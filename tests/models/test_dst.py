@@ -10,7 +10,7 @@ from torch import nn
 import sparsenet
 from sparsenet import DST, SparseLinear, sparsify, start_sparsity
 from sparsenet.evolution.percolation import Chain
-from sparsenet.models import find_relations
+from sparsenet.relations import find_relations
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
 import sparsenet  # noqa: E402
-from sparsenet.models import find_relations  # noqa: E402
-from sparsenet.models.huggingface import DST_STATE, DSTCallback, load_sparse  # noqa: E402
+from sparsenet.relations import find_relations  # noqa: E402
+from sparsenet.integrations.huggingface import DST_STATE, DSTCallback, load_sparse  # noqa: E402
 from sparsenet.sparse import linear_keys  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
