@@ -7,12 +7,14 @@ useless when another has lost theirs. Found here, for every pair of sparse modul
               BERT (self.query, self.key, self.value, output.dense);
   MLP         up (and gate) feed down, gate/up at the same position (SwiGLU multiplies them):
               LLaMA (gate_proj, up_proj, down_proj), Meta's LLaMA (w1, w3, w2), OPT/ViT/CLIP (fc1, fc2),
-              GPT-NeoX (dense_h_to_4h, dense_4h_to_h), BERT (intermediate.dense, output.dense);
+              GPT-NeoX (dense_h_to_4h, dense_4h_to_h), GPT-2 (mlp.c_fc, mlp.c_proj),
+              BERT (intermediate.dense, output.dense);
   Sequential  consecutive sparse modules of an ``nn.Sequential`` with only parameter-free modules
               (activations, dropout) between them form a chain.
 A pair whose shapes do not connect (grouped-query attention's k/v, for instance) is skipped.
-A fused projection (GPT-NeoX's query_key_value) gets no attention relation: its outputs interleave q, k
-and v by head, and no name says which are values.
+A fused projection gets no attention relation, as a relation joins whole modules: GPT-NeoX's
+query_key_value interleaves q, k and v by head, GPT-2's attn.c_attn stacks them (outputs [0, d), [d, 2d),
+[2d, 3d)). So GPT-2's attn.c_attn and attn.c_proj are left out of percolation; its MLP chain is found.
 """
 from torch import nn
 
@@ -25,7 +27,7 @@ NAMED_RELATIONS = (  # (relation, first suffix, second suffix) under a common pr
     (SamePosition, "self.query", "self.key"), (Chain, "self.value", "output.dense"),
     (SamePosition, "gate_proj", "up_proj"), (Chain, "gate_proj", "down_proj"), (Chain, "up_proj", "down_proj"),
     (SamePosition, "w1", "w3"), (Chain, "w1", "w2"), (Chain, "w3", "w2"),
-    (Chain, "fc1", "fc2"), (Chain, "dense_h_to_4h", "dense_4h_to_h"),
+    (Chain, "fc1", "fc2"), (Chain, "dense_h_to_4h", "dense_4h_to_h"), (Chain, "mlp.c_fc", "mlp.c_proj"),
     (Chain, "intermediate.dense", "output.dense"),
 )
 

@@ -1,7 +1,8 @@
 """Downloading and preparing IWSLT14 de-en and WMT17 en-de from their official sources (``--download``).
 
 The steps follow fairseq's ``prepare-iwslt14.sh`` and ``prepare-wmt14en2de.sh``, the scripts the authors used
-(method.md §8.2), up to but not including BPE (``translation.bpe_model`` trains its own sentencepiece model).
+(data/iwslt14 and data/wmt17 of github.com/biomedical-cybernetics/Cannistraci-Hebb-training), up to but not
+including BPE (``translation.bpe_model`` trains its own sentencepiece model).
 We have no Moses/perl: sacrebleu's 13a tokenizer approximates Moses ``tokenizer.perl`` (it splits punctuation
 the same way but neither splits ``'`` clitics nor escapes ``& < > | ' "``, and the ``-a`` hyphen splitting of the
 WMT script is missing), and WMT's ``normalize-punctuation.perl`` / ``remove-non-printing-char.perl`` are not

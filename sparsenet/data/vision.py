@@ -1,6 +1,7 @@
 """Image classification data: MNIST, Fashion-MNIST, EMNIST (balanced), the EMNIST ByMerge-test substitute,
 and scikit-learn's bundled 8x8 digits (the offline default). Images come flattened and normalised as in
-the paper (method.md §8.1): ``(x / 255 - mean) / std``.
+the authors' code (load_data.py of github.com/biomedical-cybernetics/Cannistraci-Hebb-training):
+``(x / 255 - mean) / std``.
 """
 import json
 from dataclasses import dataclass

@@ -2,7 +2,8 @@
 
 For an absent link between output u and input v, LC(u, v) is the set of intermediate nodes of all
 length-3 paths u–b–j–v (b an input linked to u, j an output linked to v and b). With
-de(z) = neighbours of z outside LC ∪ {u, v} and di(z) = neighbours inside LC (method.md §3):
+de(z) = neighbours of z outside LC ∪ {u, v} and di(z) = neighbours inside LC (the CHT paper, ICLR 2024; the CHTss
+paper, arXiv 2501.19107, §3.1 eq. 3 and Appendix C):
 
   CH3-L3p  Σ over paths u–b–j–v of 1 / sqrt((1 + de(b)) (1 + de(j)))     (path-based, CHT/CHTs)
   CH3-L3n  Σ over z in LC of 1 / (1 + de(z))                              (node-based)

@@ -113,7 +113,7 @@ def make_method(name: str, **overrides) -> Method:
     return replace(METHODS[name], **{k: v for k, v in overrides.items() if v is not None}).validate()
 
 
-for _method in (  # the variants the CHTs preprint compared against (method.md §8; README's method table)
+for _method in (  # the variants the CHTs preprint compared against (docs/guide/methods.md's method table)
     Method("static"),
     Method("set", removal="wm_signed", regrowth="random"),
     Method("rigl", removal="wm", regrowth="gradient", zeta_decay="cosine"),

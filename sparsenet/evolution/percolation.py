@@ -1,4 +1,5 @@
-"""Percolation of dead neurons over keep masks (method.md §4), declared by the model as relations.
+"""Percolation of dead neurons over keep masks (the CHTss paper, arXiv 2501.19107, Appendix F and Fig. 1c),
+declared by the model as relations.
 
 Chain(layers): layer ℓ's outputs are layer ℓ+1's inputs (MLP hidden stack; V→O; W1→W2). One backward
 sweep removes the links into neurons that lost every link out, then one forward sweep removes the links

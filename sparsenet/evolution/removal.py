@@ -26,7 +26,8 @@ def magnitude(layer, **_) -> torch.Tensor:
 
 def relative_importance(layer, **_) -> torch.Tensor:
     """RI = |w|/Σ_row(|w|+ε) + |w|/Σ_col(|w|+ε): normalised by the links sharing its output neuron and
-    by those sharing its input neuron (method.md §2.2), sums by scatter-add over the link list."""
+    by those sharing its input neuron (the CHTss paper, arXiv 2501.19107, §3.1), sums by scatter-add over the
+    link list."""
     w = layer.values.detach().abs()
     rows, cols = layer.indices
     row_sum = torch.zeros(layer.out_features, dtype=w.dtype, device=w.device).index_add_(0, rows, w + RI_EPSILON)

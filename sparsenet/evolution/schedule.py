@@ -45,7 +45,7 @@ class Schedule:
     @property
     def last_update(self) -> int:
         """The step of the last update (0 if none fits before ``end``)."""
-        return (self.end - 1) // self.update_interval * self.update_interval
+        return max(0, (self.end - 1) // self.update_interval * self.update_interval)
 
     def is_update(self, step: int) -> bool:
         return 0 < step < self.end and step % self.update_interval == 0
@@ -80,8 +80,8 @@ class DensitySchedule:
     """Target density of the sparse layers over training (fraction of t_end elapsed → density).
 
     constant: the final density throughout. elastic (MEST's EM&S): final + 5% until 60% of t_end, then
-    final + 2.5%, reaching final at t_end. sigmoid (CHTss, method.md §9): from ``initial`` to final along
-    a normalised logistic curve of curvature k over the updates.
+    final + 2.5%, reaching final at t_end. sigmoid (the CHTss paper, arXiv 2501.19107, §3.3 eq. 4): from
+    ``initial`` to final along a normalised logistic curve of curvature k over the updates.
     """
     final: float
     kind: str = "constant"

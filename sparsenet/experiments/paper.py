@@ -1,6 +1,7 @@
 """The paper's published numbers as data, and the lookup that finds the cell matching one of our runs.
 
-Sources (quoted exactly from /work/shared/method.md §7):
+Sources (numbers quoted exactly from the papers' tables; "NIPS" is the CHTss paper, "Brain-inspired sparse
+training enables Transformers and LLMs to perform as fully connected", NeurIPS 2025):
 
 * ``PAPER`` — the CHTss NeurIPS paper ("NIPS"): Table 7 (MLP at 99% sparsity on MNIST / Fashion-MNIST / EMNIST,
   accuracy % and ANP %, mean ± s.e. over 3 seeds), Table 1 (MLP on CIFAR-10 at 99%) and Table 2 (Transformer
@@ -37,7 +38,7 @@ MODEL_OF_DATASET = {"mnist": "mlp", "fashion_mnist": "mlp", "emnist": "mlp", "ci
                     "multi30k": "transformer", "iwslt14": "transformer", "wmt17": "transformer"}
 OUR_METRICS = {"best_test_accuracy": "accuracy", "anp": "anp", "bleu": "bleu"}
 ABLATION_OPTIONS = ("regrowth", "removal", "zeta", "init")
-DEFAULT_ZETA = 0.3  # both recipes' default, the paper's ζ (method.md §8.1, §8.2)
+DEFAULT_ZETA = 0.3  # both recipes' default, the paper's ζ (NIPS Tables 4 and 5)
 
 
 def _cells(metric: str, model: str, source: str, rows: dict) -> dict:
@@ -117,7 +118,7 @@ PAPER: dict[tuple, Cell] = {
 
 CHTS_PREPRINT: dict[tuple, Cell] = _cells("bleu", "transformer", SEED, _SEED_BLEU)
 
-_TABLE3_LLAMA60M_PPL = {  # method.md §9: validation perplexity of LLaMA-60M on OpenWebText (FC 26.56)
+_TABLE3_LLAMA60M_PPL = {  # NIPS Table 3: validation perplexity of LLaMA-60M on OpenWebText (FC 26.56)
     ("openwebtext", 0.0): {"fc": (26.56, None)},
     **{("openwebtext", sparsity): {method: (row[i], None) for method, row in {
         "set": (31.77, 30.69, 35.26, 39.70), "rigl": (39.96, 41.33, 45.34, 51.49),

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from ..dst import DST, chosen_method
+from ..dst import DST, check_arguments, chosen_method
 
 DST_STATE = "sparsenet_dst.pt"
 
@@ -30,12 +30,15 @@ class DSTCallback(TrainerCallback):
     """Dynamic sparse training of the Trainer's model (already ``sparsify``'d). ``method``,
     ``update_interval``, ``zeta``, ``sparsity``, ``relations``, ``seed`` and ``method_options`` are ``DST``'s;
     the run's length is the Trainer's ``max_steps``. ``resume_from``: the checkpoint folder the Trainer resumes
-    from, when it is not ``output_dir/checkpoint-N``. ``dst`` is the live ``DST`` once training began."""
+    from, when it is not ``output_dir/checkpoint-N``. ``dst`` is the live ``DST`` once training began.
+    Arguments are range-checked here; at ``on_train_begin`` ``DST`` checks the rest (the Trainer's optimizer holds
+    every sparse layer's values, an update fits in ``max_steps``, a resumed state fits the model)."""
 
     def __init__(self, method: str = "chts", update_interval: int = 100, zeta: float = 0.3,
                  sparsity: float | None = None, relations=None, seed: int = 0, resume_from: str | Path | None = None,
                  **method_options):
-        chosen_method(method, method_options)  # a bad name or option fails here, not when training begins
+        check_arguments(update_interval, zeta, sparsity, seed)  # a bad value, name or option fails here,
+        chosen_method(method, method_options)  # not when training begins
         self.settings = dict(method=method, update_interval=update_interval, zeta=zeta, sparsity=sparsity,
                              relations=relations, seed=seed, **method_options)
         self.resume_from = resume_from

@@ -119,8 +119,8 @@ class LanguageModel(nn.Module):
         return self.norm(x) @ self.embedding.weight.t()
 
     def percolation_relations(self) -> list:
-        """Per block: q/k and gate/up at the same position, v→o, gate→down and up→down chains (method.md §4,
-        the LLaMA extension)."""
+        """Per block: q/k and gate/up at the same position, v→o, gate→down and up→down chains (the CHTss
+        paper's percolation, arXiv 2501.19107, Appendix F, as the authors' LLaMA code applies it)."""
         relations = []
         for block in self.blocks:
             a, m = block.attention, block.mlp

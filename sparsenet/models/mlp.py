@@ -1,4 +1,4 @@
-"""The paper's MLP: sparse hidden layers, dense output layer (method.md §6)."""
+"""The paper's MLP: sparse hidden layers, dense output layer (the CHTss paper, arXiv 2501.19107, §4.1)."""
 import torch
 from torch import nn
 

@@ -1,4 +1,5 @@
-"""Encoder-decoder Transformer (the paper's, method.md §6/§8.2) whose attention and FFN layers are sparse.
+"""Encoder-decoder Transformer (the CHTss paper's, arXiv 2501.19107, §4.1 and Table 5) whose attention and
+FFN layers are sparse.
 
 Every attention projection (self and cross: Q, K, V, O) and both FFN layers are ``SparseLinear``;
 embeddings, layer norms and the output generator stay dense. Pre-norm residual blocks, sinusoidal positions.

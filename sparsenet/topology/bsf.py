@@ -1,8 +1,8 @@
 """Bipartite scale-free (BSF) topology, and the two fixes of the CHTs paper (equal partition, resort).
 
-Generation (method.md §1.2): a Barabási–Albert graph on ``n_in + n_out`` nodes with ``nnz`` edges
-(each new node brings ``floor(m)`` or ``ceil(m)`` edges, ``m = nnz / (n_in + n_out)``), built with
-Batagelj–Brandes' edge-list copy model and resolved by pointer jumping (vectorised, O(nnz log nnz));
+Generation (the CHTss paper, arXiv 2501.19107, Appendix D): a Barabási–Albert graph on ``n_in + n_out``
+nodes with ``nnz`` edges (each new node brings ``floor(m)`` or ``ceil(m)`` edges, ``m = nnz / (n_in + n_out)``),
+built with Batagelj–Brandes' edge-list copy model and resolved by pointer jumping (vectorised, O(nnz log nnz));
 nodes are split at random into the two sides; same-side ("frustrated") links are broken into stubs and
 the stubs of the two sides are paired into cross links, so degrees, hence the power law, are kept;
 finally the count is made exact by adding degree-preferential links or dropping random ones.

@@ -10,7 +10,8 @@ from ..sparse import normal_, uniform_
 
 def swi(layer, generator=None) -> None:
     """N(0, 2 / (density · in_features)): Kaiming with the effective fan-in (CHT's SWI). The authors'
-    newest code uses out_features here by mistake (method.md §5); in_features is the fan-in."""
+    newest code uses out_features here by mistake (an (out, in) layout slip in its
+    DSTScheduler); in_features is the fan-in."""
     normal_(layer.values, math.sqrt(2.0 / (layer.density * layer.in_features)), generator)
 
 

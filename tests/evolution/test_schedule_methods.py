@@ -2,8 +2,10 @@
 import math
 
 import pytest
+import torch
 
-from sparsenet.evolution import METHODS, DensitySchedule, Schedule, make_method
+from sparsenet.evolution import METHODS, DensitySchedule, Schedule, TopologyEngine, make_method
+from sparsenet.models import MLP
 
 
 def test_cosine_zeta_and_t_end():
@@ -87,3 +89,19 @@ def test_schedules_pinned_by_value():
     elastic = DensitySchedule(0.01, "elastic")
     assert elastic.start() == pytest.approx(0.06) and elastic.at(0.59) == pytest.approx(0.06)
     assert elastic.at(0.6) == pytest.approx(0.035) and elastic.at(1.0) == 0.01
+
+
+@pytest.mark.parametrize("total_steps, decay, last", [(1, "cosine", 0), (1, "constant", 0), (2, "constant", 1),
+                                                       (4, "cosine", 2), (9, "constant", 8)])
+def test_last_update_is_never_negative(total_steps, decay, last):
+    """A window too short for any update (cosine ζ ends at 0.75·T, so T = 1 gives end 0) has its last update at
+    step 0, not before it: the engine's "no update fits" check reads 0."""
+    assert Schedule(update_interval=1, total_steps=total_steps, zeta_decay=decay).last_update == last
+
+
+def test_a_decaying_density_with_no_update_in_the_window_is_refused():
+    model = MLP(8, (6,), 4, density=0.5)
+    method = make_method("chtss")
+    with pytest.raises(ValueError, match="no topology update fits"):
+        TopologyEngine(model, torch.optim.SGD(model.parameters(), lr=0.1), method,
+                       Schedule(update_interval=1, total_steps=1, zeta_decay="cosine"))

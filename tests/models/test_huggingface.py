@@ -1,7 +1,9 @@
 """DST in the Hugging Face Trainer on a tiny LlamaForCausalLM built from a config (no download): the docs' example
 runs as printed, the topology changes, the optimizer state follows the links through accelerate's wrapper, the
 sparse checkpoint reloads bit-exactly, a resumed run equals the uninterrupted one (and one without the DST state
-is refused), densify exports a plain model, and relations are found for LLaMA, BERT and GPT-NeoX names."""
+is refused), densify exports a plain model, and relations are found for LLaMA, BERT and GPT-NeoX names; GPT-2's
+tied lm_head is refused and its Conv1D projections are sparsified as linear layers; the callback checks its
+arguments and the Trainer's optimizer."""
 import shutil
 from pathlib import Path
 
@@ -225,3 +227,115 @@ def test_gpt_neox_relations_are_the_mlp_chains_only():
     found = _relations(transformers.GPTNeoXForCausalLM(config), ("gpt_neox.*",))
     assert found == [("Chain", f"gpt_neox.layers.{i}.mlp.dense_h_to_4h", f"gpt_neox.layers.{i}.mlp.dense_4h_to_h")
                      for i in range(2)]
+
+
+GPT2 = dict(vocab_size=64, n_positions=32, n_embd=16, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0)
+
+
+def _gpt2():
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(transformers.GPT2Config(**GPT2)).eval()
+
+
+def _tokens():
+    return torch.randint(0, 64, (2, 10), generator=torch.Generator().manual_seed(3))
+
+
+def test_gpt2s_tied_lm_head_is_refused_in_one_line_until_excluded():
+    model = _gpt2()
+    with pytest.raises(ValueError) as error:
+        sparsenet.sparsify(model, 0.5)
+    text = str(error.value)
+    assert "\n" not in text and "lm_head.weight is shared with the module 'transformer.wte'" in text
+    assert "exclude=['lm_head']" in text and "config.tie_word_embeddings = False" in text
+    assert not any(isinstance(m, sparsenet.SparseLinear) for m in model.modules())
+    report = sparsenet.sparsify(model, 0.5, exclude=["lm_head"])
+    assert model.lm_head.weight is model.transformer.wte.weight  # still tied
+    assert [m.name for m in report.modules] == [f"transformer.h.{i}.{n}" for i in range(2)
+                                                for n in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")]
+
+
+def test_gpt2s_conv1d_is_sparsified_as_the_linear_layer_of_its_transposed_weight():
+    dense = _gpt2()
+    with torch.no_grad():
+        expected = dense(_tokens()).logits
+    full = _gpt2()  # every link kept: the dense model's output
+    report = sparsenet.sparsify(full, 1e-6, exclude=["lm_head"], keep="magnitude")
+    c_attn = full.transformer.h[0].attn.c_attn
+    assert report.modules[0].shape == (48, 16) and c_attn.nnz == 48 * 16
+    torch.testing.assert_close(c_attn.to_dense(), dense.transformer.h[0].attn.c_attn.weight.t(), rtol=0, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(full(_tokens()).logits, expected, rtol=1e-5, atol=1e-5)
+
+    half = _gpt2()
+    sparsenet.sparsify(half, 0.5, exclude=["lm_head"], keep="magnitude")
+    masked = _gpt2()  # the masked dense form: Conv1D weights zeroed where sparsify dropped a link
+    with torch.no_grad():
+        for name, module in half.named_modules():
+            if isinstance(module, sparsenet.SparseLinear):
+                conv = masked.get_submodule(name)
+                assert type(conv).__name__ == "Conv1D"
+                mask = torch.zeros(module.out_features, module.in_features, dtype=torch.bool)
+                mask[module.indices[0], module.indices[1]] = True
+                kept = conv.weight.t()[mask]
+                assert kept.abs().min() >= conv.weight.t()[~mask].abs().max()  # the largest were kept
+                conv.weight.mul_(mask.t())
+        torch.testing.assert_close(half(_tokens()).logits, masked(_tokens()).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_gpt2_densifies_back_to_conv1d_and_reloads_with_transformers(tmp_path):
+    model = _gpt2()
+    sparsenet.sparsify(model, 0.7, exclude=["lm_head"], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(_tokens()).logits
+    sparsenet.densify(model).save_pretrained(str(tmp_path / "export"))
+    assert type(model.transformer.h[0].mlp.c_fc).__name__ == "Conv1D"
+    plain = transformers.GPT2LMHeadModel.from_pretrained(str(tmp_path / "export")).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(plain(_tokens()).logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_gpt2_trains_under_dst_and_its_mlp_chains_are_the_relations():
+    model = _gpt2().train()
+    sparsenet.sparsify(model, 0.7, exclude=["lm_head"], generator=torch.Generator().manual_seed(0))
+    names = {m: n for n, m in model.named_modules()}
+    assert [tuple(names[m] for m in r.layers) for r in find_relations(model)] == [
+        (f"transformer.h.{i}.mlp.c_fc", f"transformer.h.{i}.mlp.c_proj") for i in range(2)]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    dst = sparsenet.DST(model, optimizer, method="chts", total_steps=6, update_interval=3, seed=0)
+    before = model.transformer.h[0].attn.c_attn.indices.clone()
+    for _ in range(6):
+        model(_tokens(), labels=_tokens()).loss.backward()
+        optimizer.step()
+        dst.step()
+        optimizer.zero_grad()
+    after = model.transformer.h[0].attn.c_attn.indices
+    assert after.shape == before.shape and not torch.equal(after, before)
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (dict(update_interval=0), "update_interval must be an int >= 1"),
+    (dict(update_interval=1.5), "update_interval must be an int >= 1"),
+    (dict(zeta=1.0), "zeta must be a number in [0, 1)"),
+    (dict(zeta=-0.3), "zeta must be a number in [0, 1)"),
+    (dict(sparsity=1.5), "sparsity must be a number in (0, 1) or None"),
+    (dict(sparsity=0), "sparsity must be a number in (0, 1) or None"),
+    (dict(seed="7"), "seed must be an int"),
+])
+def test_bad_callback_arguments_are_refused_when_it_is_built(arguments, message):
+    with pytest.raises(ValueError) as error:
+        DSTCallback(method="chts", **arguments)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_trainer_optimizer_built_before_sparsify_is_refused_at_train_begin(tmp_path):
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**CONFIG))
+    stale = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    sparsenet.sparsify(model, 0.8, include=("*_proj",))
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), max_steps=5, per_device_train_batch_size=4,
+                                          report_to=[], use_cpu=True, disable_tqdm=True, logging_strategy="no")
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=_data(), optimizers=(stale, None),
+                                   callbacks=[DSTCallback(method="set", update_interval=2)])
+    with pytest.raises(ValueError, match="holds none of the sparse layers' values .* build the optimizer after"):
+        trainer.train()
