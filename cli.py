@@ -151,14 +151,15 @@ class CLI:
 
     @typed
     def memory(self, *more_sparsities, model: str = "transformer", dataset: str | None = None,
-               sparsity: float | tuple = 0.9, device: str = "cpu", steps: int = 20, seed: int = 0,
-               out: str | None = None, batch: int | None = None, length: int = 32):
+               sparsity: float | tuple = 0.9, device: str = "auto", steps: int = 20, seed: int = 0,
+               out: str | None = None, batch: int | None = None, length: int = 32, precision: str = "fp32"):
         """Measure training memory of the dense model and the sparse one(s): parameters, gradients,
         optimizer state, structure (indices + CSR caches), activation peak and total peak, with the ratio
         to dense. Each model trains for --steps steps on random data (no data set needed) in a fresh process;
         CPU: counted tensor bytes + the process's peak RSS growth; CUDA: torch.cuda.max_memory_allocated.
         On both, one more step gives the allocator's peak (CPU: profiler memory events; CUDA:
-        max_memory_allocated): the step's transient bytes and the allocated peak. Prints a table and writes OUT.json and OUT.png.
+        max_memory_allocated): the step's transient bytes and the allocated peak. Prints a table and writes OUT.json
+        and OUT.png.
 
         Args:
             more_sparsities: further sparsities after --sparsity, e.g. --sparsity 0.9 0.95 0.99.
@@ -166,27 +167,32 @@ class CLI:
             dataset: sizes the model as the paper does for this data set (mlp: mnist (default),
                 fashion_mnist, emnist, digits; transformer: iwslt14 (default), multi30k, wmt17).
             sparsity: sparsity of the sparse model(s); the dense model is always measured too.
-            device: cpu or cuda (refused when CUDA is not available).
+            device: auto (CUDA when present, else the CPU), cpu, cuda or cuda:N (CUDA refused in one line
+                where it is not available).
             steps: training steps per model (at least 1).
             seed: random seed of topology and data.
-            out: path stem of the JSON and PNG (default runs/memory/MODEL-DATASET-DEVICE).
+            out: path stem of the JSON and PNG (default runs/memory/MODEL-DATASET-DEVICE, DEVICE cpu or cuda).
             batch: MLP samples (default 32) or Transformer sentence pairs (default 16).
             length: Transformer source and target tokens per sentence (default 32).
+            precision: fp32, or bf16 (forward and loss under bf16 autocast; float32 master values, gradients
+                and optimizer state).
         """
         from sparsenet.experiments.training_memory import run_memory
         dataset = dataset or {"mlp": "mnist", "transformer": "iwslt14"}.get(model, "")
         sparsities = [*(sparsity if isinstance(sparsity, (tuple, list)) else [sparsity]), *more_sparsities]
         try:
-            print(run_memory(model, dataset, sparsities, device, steps, seed, out, batch, length))
+            print(run_memory(model, dataset, sparsities, device, steps, seed, out, batch, length, precision))
         except ValueError as error:
             raise SystemExit(f"error: {error}")
 
     @typed
-    def bench(self, repeats: int = 20, warmup: int = 5, threads: int | None = None, profile: bool = False):
-        """Print the layer speed/memory table: dense vs dense+mask vs SparseLinear.
+    def bench(self, repeats: int = 20, warmup: int = 5, threads: int | None = None, profile: bool = False,
+              device: str = "auto", shapes: str | tuple | None = None, sparsities: float | tuple | None = None):
+        """Print the layer speed/memory table: dense fp32, TF32 (CUDA) and bf16 vs dense+mask vs SparseLinear.
 
-        Shapes (out×in, batch): 1568×784/32, 1568×1568/32, 2048×512/1024, 512×2048/1024, at sparsity
-        0.9, 0.95, 0.99, 0.999. Time = median forward+backward ms; memory = weights + grads + Adam.
+        Shapes (out×in, batch): 1568×784/32, 1568×1568/32, 2048×512/1024, 512×2048/1024, and on CUDA
+        8192×8192/4096, at sparsity 0.9, 0.95, 0.99, 0.999. Time = median forward+backward ms (CUDA: timed
+        with CUDA events); memory = weights + grads + Adam. The first line names the CPU or GPU.
 
         Args:
             repeats: timed forward+backward steps per cell (median reported); at least 1.
@@ -195,15 +201,28 @@ class CLI:
             profile: also split each sparse cell's step time, by timing, into products (the kernel's three
                 products alone), copies (what the row-major input and gradient cost over a feature-major
                 pair) and bookkeeping (the rest).
+            device: auto (CUDA when present, else the CPU), cpu, cuda or cuda:N.
+            shapes: OUTxINxBATCH shapes instead of the defaults, e.g. --shapes 8192x8192x4096 (a step of
+                that one takes minutes on a CPU).
+            sparsities: sparsities instead of the defaults, e.g. --sparsities 0.9,0.99,0.999.
         """
         from tqdm import tqdm
 
-        from benchmarks.layer_speed import run
+        from sparsenet.experiments.layer_bench import SPARSITIES, bench, check_sparsities, parse_shapes, report
+        from sparsenet.experiments.timing import resolve_device
         if repeats < 1 or warmup < 0 or (threads is not None and threads < 1):
             raise SystemExit("error: --repeats and --threads must be >= 1 and --warmup >= 0")
+        try:
+            target = resolve_device(device)
+            shape_list = None if shapes is None else parse_shapes(shapes)
+            sparsity_list = SPARSITIES if sparsities is None else check_sparsities(sparsities)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}")
         if threads is not None:
             torch.set_num_threads(threads)
-        print(run(repeats, warmup, progress=lambda shapes: tqdm(shapes, desc="shapes", disable=None), profile=profile))
+        rows = bench(repeats, warmup, shape_list, sparsity_list, target, profile=profile,
+                     progress=lambda items: tqdm(items, desc="shapes", disable=None))
+        print(report(rows, repeats, warmup, target))
 
     @typed
     def plot(self, *paths: str, out: str | None = None, kind: str | None = None, metric: str | None = None,

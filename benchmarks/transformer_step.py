@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from benchmarks.timing import cpu_flags, cpu_model, median_ms
 from sparsenet.models import Transformer
 from sparsenet.runtime import tune_cpu_allocator
 from sparsenet.sparse import SparseLinear, layer_memory
-from sparsenet.experiments.training_memory import (PAPER_IWSLT, build_transformer, check_device, make_optimizer,
+from sparsenet.experiments.timing import DEVICE_CHOICES, machine_line, median_ms, resolve_device
+from sparsenet.experiments.training_memory import (PAPER_IWSLT, build_transformer, make_optimizer,
                                                    random_batch, train_step)
 
 SPARSITIES = [0.0, 0.9, 0.95, 0.99]
@@ -68,7 +68,7 @@ def measure(sparsity: float, repeats: int = 10, warmup: int = 3, batch: int = 16
     linear, structure, dense_linear, total, dense_total = _bytes(model)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    ms = median_ms(lambda: train_step(model, optimizer, data), repeats, warmup)
+    ms = median_ms(lambda: train_step(model, optimizer, data), repeats, warmup, device)
     peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else None
     return StepRow(sparsity, ms, linear, structure, dense_linear, total, dense_total, peak)
 
@@ -112,7 +112,7 @@ def run(sparsities=SPARSITIES, repeats: int = 10, warmup: int = 3, batch: int = 
         device: str = "cpu", progress=iter, **sizes) -> str:
     rows = [measure(s, repeats, warmup, batch, length, device, **sizes) for s in progress(sparsities)]
     header = (f"Transformer {({**PAPER_IWSLT, **sizes})}, batch {batch}×{length}+{batch}×{length} tokens, "
-              f"{device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_model()} ({cpu_flags()})")
+              f"{device}, {machine_line(device)}")
     return header + "\n\n" + format_table(rows)
 
 
@@ -123,11 +123,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=32)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help=DEVICE_CHOICES)
     parser.add_argument("--profile", action="store_true", help="also list each model's costliest ops (CPU)")
     args = parser.parse_args()
     try:
-        check_device(args.device)
+        args.device = str(resolve_device(args.device))
     except ValueError as error:
         parser.error(str(error))
     tune_cpu_allocator()

@@ -4,7 +4,9 @@ activation peak and total peak, each model measured alone in a fresh process.
 Models are the recipes' (the paper's MLP of ``classify``, the Transformer of ``translate``) at each data set's
 sizes, fed random inputs (no data needed). Sparsity 0 is the dense model (``nn.Linear``); any other sparsity
 gives ``SparseLinear`` layers with an Erdős–Rényi topology. Optimizers are the recipes': SGD with momentum
-0.9 for the MLP, Adam (β 0.9, 0.998) for the Transformer.
+0.9 for the MLP, Adam (β 0.9, 0.998) for the Transformer. Precision fp32, or bf16: the forward and the loss
+under bf16 autocast, with float32 master values, gradients and optimizer state (so the counted bytes are
+fp32's; the activations shrink).
 
 Parameter, gradient, optimizer-state and structure (indices + CSR caches) bytes are counted from the live
 tensors after training and checked against ``sparsenet.sparse.layer_memory``. The peak is measured over the
@@ -23,12 +25,12 @@ glibc keeps of freed blocks (``tune_cpu()`` keeps them on purpose) and by fragme
 
     run_memory("transformer", "iwslt14", [0.9, 0.99], "cpu", steps=20)
 """
+import contextlib
 import ctypes
 import ctypes.util
 import gc
 import json
 import multiprocessing
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -51,6 +53,7 @@ from ..train.classify import PRESETS as CLASSIFY_PRESETS
 from ..train.classify import ClassifyConfig
 from ..train.translate import PRESETS as TRANSLATE_PRESETS
 from ..train.translate import TranslateConfig
+from .timing import machine_line, resolve_device
 
 MIB = 2**20
 RSS = "peak RSS"  # MemoryRow.source of CPU measurements, whose activation peak is an estimate
@@ -136,14 +139,21 @@ def batch_loss(model: nn.Module, batch: tuple) -> torch.Tensor:
     return F.cross_entropy(model(x), y)
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: tuple) -> float:
-    """One optimizer step (gradients set to None first); returns the loss."""
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # the autocast dtype of each --precision
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: tuple, precision: str = "fp32") -> float:
+    """One optimizer step (gradients set to None first), the forward and loss under bf16 autocast for
+    ``precision`` bf16 (float32 master values, gradients and optimizer state); returns the loss."""
     optimizer.zero_grad(set_to_none=True)
-    return _forward_backward_update(model, optimizer, batch)
+    return _forward_backward_update(model, optimizer, batch, precision)
 
 
-def _forward_backward_update(model: nn.Module, optimizer: torch.optim.Optimizer, batch: tuple) -> float:
-    loss = batch_loss(model, batch)
+def _forward_backward_update(model: nn.Module, optimizer: torch.optim.Optimizer, batch: tuple,
+                             precision: str = "fp32") -> float:
+    dtype = PRECISIONS[precision]
+    with torch.autocast(batch[0].device.type, dtype=dtype) if dtype else contextlib.nullcontext():
+        loss = batch_loss(model, batch)
     loss.backward()
     optimizer.step()
     return loss.item()
@@ -326,18 +336,18 @@ WARMUP_SIZES = {"mlp": dict(in_features=8, hidden=(16, 16), classes=3),
                 "transformer": dict(vocab=50, d_model=16, heads=2, layers=1, d_ff=32)}
 
 
-def warm_up(model: str, sparsity: float, device: str = "cpu") -> None:
+def warm_up(model: str, sparsity: float, device: str = "cpu", precision: str = "fp32") -> None:
     """Two training steps of a tiny model of the same kind and sparsity, then dropped: thread pools,
     kernel code and library caches (cuBLAS workspaces) are set up once per process, not per model."""
     network = build(model, sparsity, device=device, **WARMUP_SIZES[model]).train()
     optimizer, _ = make_optimizer(network)
     data = random_batch(network, 4, 4, device=device)
     for _ in range(2):
-        train_step(network, optimizer, data)
+        train_step(network, optimizer, data, precision)
 
 
 def measure(model: str, sparsity: float, steps: int, device: str = "cpu", seed: int = 0, batch: int | None = None,
-            length: int = 32, **sizes) -> MemoryRow:
+            length: int = 32, precision: str = "fp32", **sizes) -> MemoryRow:
     """Build one model, train it ``steps`` steps on one random batch, count and measure its memory.
 
     Run it in a fresh process (``measure_fresh``): the CPU peak is the whole process's. The allocator is
@@ -345,7 +355,7 @@ def measure(model: str, sparsity: float, steps: int, device: str = "cpu", seed: 
     reset after construction (construction transients are not a training step's).
     """
     tune_cpu_allocator()
-    warm_up(model, sparsity, device)
+    warm_up(model, sparsity, device, precision)
     meter = PeakMeter(device)
     network = build(model, sparsity, seed, device, **sizes).train()
     optimizer, slots = make_optimizer(network)
@@ -353,11 +363,12 @@ def measure(model: str, sparsity: float, steps: int, device: str = "cpu", seed: 
     meter.reset()
     start = time.perf_counter()
     for _ in range(steps):
-        train_step(network, optimizer, data)
+        train_step(network, optimizer, data, precision)
     seconds = (time.perf_counter() - start) / steps
     peak = meter.peak()
     optimizer.zero_grad(set_to_none=True)
-    step_allocated = step_allocated_peak(lambda: _forward_backward_update(network, optimizer, data), device)
+    step_allocated = step_allocated_peak(lambda: _forward_backward_update(network, optimizer, data, precision),
+                                         device)
     counted = count_bytes(network, optimizer)
     check_counts(counted, network, optimizer, slots)
     return MemoryRow(sparsity, counted.params, counted.grads, counted.optimizer, counted.structure, peak,
@@ -368,15 +379,6 @@ def measure_fresh(*args, **kwargs) -> MemoryRow:
     """``measure`` in a freshly spawned process (its peak RSS is the model's alone)."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(measure, *args, **kwargs).result()
-
-
-def check_device(device: str) -> None:
-    """``ValueError`` (one line) unless ``device`` is cpu, or cuda[:n] with CUDA available."""
-    if device != "cpu" and device != "cuda" and not device.startswith("cuda:"):
-        raise ValueError(f"unknown device {device!r}; choose cpu or cuda")
-    if device != "cpu" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine "
-                         f"(torch {torch.__version__} built without CUDA or no GPU)")
 
 
 def _positive_int(name: str, value) -> int:
@@ -486,15 +488,17 @@ def plot_bars(rows: list[MemoryRow], title: str, path: Path) -> Path:
 
 def run_memory(model: str, dataset: str, sparsities: list[float], device: str = "cpu", steps: int = 20,
                seed: int = 0, out: str | None = None, batch: int | None = None, length: int = 32,
-               **sizes) -> str:
+               precision: str = "fp32", **sizes) -> str:
     """Measure the dense model and the sparse one at each sparsity, each in a fresh process, over ``steps``
     training steps on random data; write ``<out>.json`` and ``<out>.png`` (default
-    ``runs/memory/<model>-<dataset>-<device>``) and return the markdown report.
+    ``runs/memory/<model>-<dataset>-<cpu|cuda>``, ``-bf16`` appended for bf16) and return the markdown report.
 
     ``batch``: MLP samples (default 32) or Transformer sentence pairs of ``length`` source and ``length``
     target tokens (default 16 × 32 + 16 × 32). ``sizes`` override the data set's model sizes (MLP:
     ``in_features``, ``hidden``, ``classes``; Transformer: ``vocab``, ``d_model``, ``heads``, ``layers``,
-    ``d_ff``). ``ValueError`` (one line) for bad input, including cuda on a machine without it.
+    ``d_ff``). ``precision``: fp32, or bf16 (the forward and loss under bf16 autocast, float32 master values and
+    optimizer state). ``device``: auto (CUDA when present), cpu, cuda or cuda:N (``timing.resolve_device``).
+    ``ValueError`` (one line) for bad input, including cuda on a machine without it.
     """
     sizes = model_sizes(model, dataset, sizes)
     sparsities = check_sparsities(sparsities)
@@ -502,17 +506,19 @@ def run_memory(model: str, dataset: str, sparsities: list[float], device: str = 
     batch = _positive_int("batch", MODELS[model][2] if batch is None else batch)
     if _positive_int("length", length) > MAX_LENGTH:
         raise ValueError(f"length must be at most {MAX_LENGTH} (the Transformer's position table), got {length}")
-    check_device(device)
-    rows = [measure_fresh(model, s, steps, device, seed, batch, length, **sizes)
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose fp32 or bf16")
+    device = str(resolve_device(device))
+    rows = [measure_fresh(model, s, steps, device, seed, batch, length, precision, **sizes)
             for s in tqdm(sparsities, desc="models", disable=not sys.stderr.isatty())]
     shape = f"{batch}×{length}+{batch}×{length} tokens" if model == "transformer" else f"{batch} samples"
-    setting = f"{model} for {dataset}, {steps} steps on {device}"
+    setting = f"{model} for {dataset}, {steps} {precision} steps on {device}"
     details = f"{', '.join(f'{k} {v}' for k, v in sizes.items())}, batch {shape}"
-    machine = (f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-               f"{platform.processor() or platform.machine()}")
-    out = Path(out or f"runs/memory/{model}-{dataset}-{device}")
-    setup = dict(model=model, dataset=dataset, device=device, steps=steps, seed=seed, batch=batch,
-                 length=length if model == "transformer" else None, sizes=sizes, torch=torch.__version__)
+    machine = machine_line(device)
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    out = Path(out or f"runs/memory/{model}-{dataset}-{torch.device(device).type}{suffix}")
+    setup = dict(model=model, dataset=dataset, device=device, precision=precision, steps=steps, seed=seed,
+                 batch=batch, length=length if model == "transformer" else None, sizes=sizes, torch=torch.__version__)
     json_path = write_json(rows, setup, Path(f"{out}.json"))
     png_path = plot_bars(rows, f"{setting}\n{details}", Path(f"{out}.png"))
     report = format_report(rows, f"{setting}: {details}; {machine}")

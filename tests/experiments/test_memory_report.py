@@ -80,6 +80,19 @@ def test_transformer_sparse_holds_less_and_matches_hand_counts(tmp_path):
     _check_rows(table, report["rows"], expected)
 
 
+def test_bf16_keeps_float32_master_bytes_and_says_so(tmp_path):
+    """Under bf16 autocast the held tensors are the float32 ones (values, gradients, momentum): the same hand
+    counts as fp32; the step's bf16 activations are the step's transient bytes."""
+    table, report = _report(tmp_path, "mlp", hidden=(256, 256), batch=8, precision="bf16")
+    shapes = [(256, 784), (256, 256)]
+    output = _dense_layer(10, 256)
+    dense = sum(_dense_layer(*shape) for shape in shapes) + output
+    sparse, structure = (sum(column) for column in zip(*(_sparse_layer(*shape) for shape in shapes)))
+    sparse += output
+    _check_rows(table, report["rows"], {0.0: (dense, dense, dense, 0), SPARSITY: (sparse, sparse, sparse, structure)})
+    assert report["precision"] == "bf16" and table.startswith("mlp for mnist, 2 bf16 steps on cpu")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present")
 def test_cuda_without_cuda_is_one_line_error(tmp_path):
     with pytest.raises(ValueError) as error:
@@ -95,6 +108,8 @@ def test_cuda_without_cuda_is_one_line_error(tmp_path):
     (dict(dataset="iwslt14"), "unknown dataset"),
     (dict(steps=0), "steps must be a positive integer"),
     (dict(device="tpu"), "unknown device"),
+    (dict(device="cuda:x"), "unknown device"),
+    (dict(precision="fp16"), "unknown precision 'fp16'; choose fp32 or bf16"),
     (dict(hidden=(0,)), "hidden must be a positive integer"),
     (dict(d_model=8), "unknown sizes"),
 ])
