@@ -1,0 +1,116 @@
+"""Linear keys, their inverse and the first-occurrence mask by value; each part of a key's input (row, column,
+the layer's width) moves the key; the index dtype re-decided from the link count on every edit; the transposed
+cache rebuilt after a second edit."""
+import pytest
+import torch
+
+import sparsenet.sparse.csr as csr
+from sparsenet.sparse import SparseLinear
+from sparsenet.sparse.keys import first_occurrence, keys_to_indices, link_count, linear_keys
+
+
+def test_linear_keys_and_their_inverse_by_value():
+    indices = torch.tensor([[0, 1, 2, 2], [4, 0, 3, 1]])
+    keys = linear_keys(indices, 5)
+    assert keys.tolist() == [4, 5, 13, 11]  # row * 5 + col
+    assert torch.equal(keys_to_indices(keys, 5), indices)
+    assert keys_to_indices(torch.tensor([0, 6, 34]), 7).tolist() == [[0, 0, 4], [0, 6, 6]]
+
+
+@pytest.mark.parametrize("changed", ["row", "col", "in_features"])
+def test_a_change_in_each_part_of_the_input_changes_the_key(changed):
+    row, col, in_features = 3, 2, 7
+    before = int(linear_keys(torch.tensor([[row], [col]]), in_features))
+    if changed == "row":
+        row += 1
+    elif changed == "col":
+        col += 1
+    else:
+        in_features += 1
+    after = int(linear_keys(torch.tensor([[row], [col]]), in_features))
+    assert before == 23 and after == {"row": 30, "col": 24, "in_features": 26}[changed]
+
+
+def test_first_occurrence_marks_only_the_first_of_each_repeated_value():
+    values = torch.tensor([5, 3, 5, 5, 1, 3, 7])  # 5 three times: the second and third are repeats
+    assert first_occurrence(values).tolist() == [True, True, False, False, True, False, True]
+    assert first_occurrence(torch.tensor([2, 2])).tolist() == [True, False]
+    assert first_occurrence(torch.tensor([4])).tolist() == [True]
+
+
+@pytest.mark.parametrize("out_f,in_f,density,count", [
+    (10, 10, 0.25, 25), (3, 5, 0.1, 2), (4, 5, 0.125, 2), (4, 5, 0.375, 8), (7, 3, 0.01, 1), (6, 6, 1.0, 36)])
+def test_link_count_rounds_half_to_even_and_keeps_at_least_one(out_f, in_f, density, count):
+    assert link_count(out_f, in_f, density) == count  # 1.5 -> 2, 2.5 -> 2, 7.5 -> 8, 0.21 -> 1
+
+
+def test_index_dtype_follows_the_link_count_through_every_edit(monkeypatch):
+    """With the limit at 4 links (sizes 3 x 3 stay below it), an insert that brings the layer to 4 links turns its
+    CSR int64, a second insert keeps it so, and a remove back to 3 links turns it int32 again."""
+    monkeypatch.setattr(csr, "INT32_LIMIT", 4)
+    layer = SparseLinear(3, 3, indices=torch.tensor([[0, 1, 2], [0, 1, 2]]), dtype=torch.float64)
+    assert layer.crow.dtype == layer.col.dtype == torch.int32
+    layer.insert(torch.tensor([[0], [2]]))
+    assert layer.crow.dtype == layer.col.dtype == layer.cache.perm.dtype == torch.int64
+    layer.insert(torch.tensor([[2], [0]]))
+    assert layer.crow.dtype == layer.col.dtype == torch.int64
+    layer.remove(torch.tensor([True, False, True, False, True]))
+    assert layer.nnz == 3 and layer.crow.dtype == layer.col.dtype == layer.cache.col_t.dtype == torch.int32
+    x = torch.randn(2, 3, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), x @ layer.to_dense().t() + layer.bias.detach(), rtol=0, atol=1e-12)
+
+
+def _assert_matches_dense(layer: SparseLinear, x: torch.Tensor) -> None:
+    x = x.clone().requires_grad_(True)
+    layer.values.grad = None
+    layer(x).square().sum().backward()
+    weight = layer.to_dense().requires_grad_(True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    (x_ref @ weight.t() + layer.bias.detach()).square().sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=0, atol=1e-12)
+    torch.testing.assert_close(layer.values.grad, weight.grad[layer.indices[0], layer.indices[1]], rtol=0, atol=1e-12)
+
+
+def test_the_transposed_cache_is_rebuilt_after_each_of_two_edits():
+    """Forward and backward (the input gradient uses the transposed cache) after a first and a second edit, each
+    against the dense layer: a cache kept from the first edit would give the second a stale Wᵀ."""
+    layer = SparseLinear(6, 5, density=0.5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(4, 6, dtype=torch.float64)
+    _assert_matches_dense(layer, x)
+    first = layer.cache
+    keep = torch.ones(layer.nnz, dtype=torch.bool)
+    keep[::3] = False
+    layer.remove(keep)
+    _assert_matches_dense(layer, x)
+    second = layer.cache
+    absent = (layer.to_dense() == 0).nonzero()[:2].t()
+    layer.insert(absent, torch.tensor([1.5, -2.0], dtype=torch.float64))
+    _assert_matches_dense(layer, x)
+    assert layer.cache is not second and second is not first
+    assert layer.to_dense()[absent[0], absent[1]].tolist() == [1.5, -2.0]
+
+
+def test_an_edit_applied_twice_keeps_each_surviving_value_with_its_link():
+    """Remove, remove again, insert, insert again: after each, every link holds the value it had (a dense shadow
+    edited the same way), and the position maps point each old link to its new place."""
+    g = torch.Generator().manual_seed(1)
+    layer = SparseLinear(7, 4, density=0.6, dtype=torch.float64, generator=g)
+    shadow = layer.to_dense().detach().clone()
+    for step in range(2):
+        before = layer.values.detach().clone()
+        keep = torch.rand(layer.nnz, generator=g) < 0.6
+        rows, cols = layer.indices
+        old_to_new = layer.remove(keep)
+        shadow[rows[~keep], cols[~keep]] = 0
+        assert torch.equal(layer.values.detach()[old_to_new[keep]], before[keep])
+        assert bool((old_to_new[~keep] == -1).all())
+        torch.testing.assert_close(layer.to_dense(), shadow, rtol=0, atol=0)
+    for step in range(2):
+        before = layer.values.detach().clone()
+        absent = (shadow == 0).nonzero()[step::3][:2].t()
+        new_values = torch.tensor([3.0 + step, -4.0 - step], dtype=torch.float64)
+        old_to_new, added_to_new = layer.insert(absent, new_values)
+        shadow[absent[0], absent[1]] = new_values
+        assert torch.equal(layer.values.detach()[old_to_new], before)
+        assert torch.equal(layer.values.detach()[added_to_new], new_values)
+        torch.testing.assert_close(layer.to_dense(), shadow, rtol=0, atol=0)
