@@ -114,3 +114,24 @@ def test_an_edit_applied_twice_keeps_each_surviving_value_with_its_link():
         assert torch.equal(layer.values.detach()[old_to_new], before)
         assert torch.equal(layer.values.detach()[added_to_new], new_values)
         torch.testing.assert_close(layer.to_dense(), shadow, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("count,listed", [
+    (5, "(0, 0), (0, 1), (0, 2), (0, 3), (0, 4)"),
+    (7, "(0, 0), (0, 1), (0, 2), (0, 3), (0, 4) and 2 more"),
+])
+def test_an_error_lists_at_most_five_links_and_counts_the_rest(count, listed):
+    out_of_bounds = torch.stack((torch.full((count,), 9), torch.arange(count)))
+    with pytest.raises(ValueError) as error:
+        SparseLinear(8, 3, indices=out_of_bounds)
+    assert str(error.value) == f"indices out of bounds for shape (3, 8): {listed.replace('(0,', '(9,')}"
+
+
+def test_inserting_the_last_present_link_again_is_refused():
+    """The presence check of an insert clamps its search position to the last link: a new link equal to the last
+    present one (or sorting after it) must still be compared with the last one."""
+    layer = SparseLinear(4, 3, indices=torch.tensor([[0, 1, 2], [1, 2, 3]]))
+    with pytest.raises(ValueError, match=r"^new_indices already present in the layer: \(2, 3\)$"):
+        layer.insert(torch.tensor([[2], [3]]))
+    layer.insert(torch.tensor([[2], [2]]))  # before the last one, absent: accepted
+    assert layer.indices.tolist() == [[0, 1, 2, 2], [1, 2, 2, 3]]
