@@ -86,3 +86,9 @@ def test_memory_table_names_a_root_layer_and_survives_an_empty_model():
         "| (root) | 0.000 |")
     assert format_memory_table([]).splitlines()[-1] == \
         "| total | 0.000 | 0.000 | 0.000 | 0.000 | 0.000 | 0.000 | 0.00% |"
+
+
+def test_the_default_optimizer_is_adam():
+    model = nn.Sequential(SparseLinear(30, 20, density=0.1), nn.Linear(20, 5))
+    assert layer_memory(model) == layer_memory(model, "adam") != layer_memory(model, "sgd")
+    assert total_memory(model) == total_memory(model, "adam") != total_memory(model, "momentum")
