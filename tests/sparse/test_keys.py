@@ -135,3 +135,21 @@ def test_inserting_the_last_present_link_again_is_refused():
         layer.insert(torch.tensor([[2], [3]]))
     layer.insert(torch.tensor([[2], [2]]))  # before the last one, absent: accepted
     assert layer.indices.tolist() == [[0, 1, 2, 2], [1, 2, 2, 3]]
+
+
+def test_first_occurrence_is_a_bool_mask_of_the_earliest_index_of_each_value():
+    """Many repeats of few values: an unstable sort would mark a later repeat as the first."""
+    values = torch.randint(0, 3, (40,), generator=torch.Generator().manual_seed(0))
+    seen, expected = set(), []
+    for value in values.tolist():
+        expected.append(value not in seen)
+        seen.add(value)
+    mask = first_occurrence(values)
+    assert mask.dtype == torch.bool and mask.tolist() == expected
+
+
+def test_repr_states_sizes_links_density_and_bias():
+    links = torch.tensor([[0, 2], [1, 3]])
+    assert repr(SparseLinear(4, 3, indices=links)) == \
+        "SparseLinear(in_features=4, out_features=3, nnz=2, density=0.1667, bias=True)"
+    assert repr(SparseLinear(4, 3, indices=links, bias=False)).endswith("bias=False)")
