@@ -153,3 +153,54 @@ def test_repr_states_sizes_links_density_and_bias():
     assert repr(SparseLinear(4, 3, indices=links)) == \
         "SparseLinear(in_features=4, out_features=3, nnz=2, density=0.1667, bias=True)"
     assert repr(SparseLinear(4, 3, indices=links, bias=False)).endswith("bias=False)")
+
+
+def _t(pairs):
+    return torch.tensor(pairs).t().reshape(2, -1)
+
+
+# a 3 x 4 layer (rows 0..2, columns 0..3); set_topology wants its links sorted, the constructor sorts them itself
+SORTED_REFUSALS = [
+    ([[0, 1], [0, 4]], "indices out of bounds for shape (3, 4): (0, 4)"),  # a column equal to the width
+    ([[3, 0]], "indices out of bounds for shape (3, 4): (3, 0)"),
+    ([[0, -1], [-1, 2]], "indices out of bounds for shape (3, 4): (0, -1), (-1, 2)"),
+    ([[0, 1], [0, 1]], "indices has duplicate links: (0, 1)"),
+    ([[0, 1], [1, 0], [1, 0], [2, 2]], "indices has duplicate links: (1, 0)"),
+    ([[0, 1], [0, 2], [1, 1], [1, 0]], "indices is not sorted row-major at: (1, 0)"),  # the step down, not after it
+    ([[0, 3], [1, 0], [0, 2], [2, 1]], "indices is not sorted row-major at: (0, 2)"),
+]
+
+
+@pytest.mark.parametrize("pairs,message", SORTED_REFUSALS)
+def test_set_topology_names_the_offending_links(pairs, message):
+    layer = SparseLinear(4, 3, density=0.5)
+    with pytest.raises(ValueError) as error:
+        layer.set_topology(_t(pairs))
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("pairs,message", [
+    ([[2, 1], [0, 3], [2, 1]], "indices has duplicate links: (2, 1)"),  # repeats far apart, any order
+    ([[1, 1], [0, 0], [2, 3], [0, 0], [1, 1]], "indices has duplicate links: (0, 0), (1, 1)"),
+])
+def test_the_constructor_names_repeated_links_in_any_order(pairs, message):
+    with pytest.raises(ValueError) as error:
+        SparseLinear(4, 3, indices=_t(pairs))
+    assert str(error.value) == message
+
+
+def test_a_link_list_of_another_type_is_named():
+    with pytest.raises(ValueError, match=r"^indices must be a torch.Tensor, got list$"):
+        SparseLinear(4, 3, indices=[[0], [1]])
+
+
+def test_the_transposed_cache_lists_each_column_by_ascending_row():
+    """Wᵀ's CSR by value on a tiny layer, and on a full 12 x 3 layer (12 links per column: a stable sort of the
+    columns keeps each column's rows ascending, which sorted CSR needs)."""
+    layer = SparseLinear(3, 3, indices=_t([[0, 1], [0, 2], [1, 0], [1, 2], [2, 1], [2, 2]]))
+    cache = layer.cache
+    assert cache.crow_t.tolist() == [0, 1, 3, 6] and cache.col_t.tolist() == [1, 0, 2, 0, 1, 2]
+    assert cache.perm.tolist() == [2, 0, 4, 1, 3, 5]
+    full = SparseLinear.from_dense(torch.ones(12, 3)).cache
+    assert full.col_t.tolist() == list(range(12)) * 3 and full.perm.tolist() == [3 * r + c for c in range(3)
+                                                                                  for r in range(12)]
