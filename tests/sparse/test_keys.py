@@ -204,3 +204,35 @@ def test_the_transposed_cache_lists_each_column_by_ascending_row():
     full = SparseLinear.from_dense(torch.ones(12, 3)).cache
     assert full.col_t.tolist() == list(range(12)) * 3 and full.perm.tolist() == [3 * r + c for c in range(3)
                                                                                   for r in range(12)]
+
+
+def test_expand_makes_no_host_sync():
+    from tests.syncs import SyncCounter
+    layer = SparseLinear(5, 4, density=0.5)
+    with SyncCounter() as syncs:
+        indices = csr.expand(layer.crow, layer.col)
+    assert syncs.count == 0, syncs.by_op
+    assert torch.equal(indices, layer.indices)
+
+
+def test_row_pointers_count_exactly_past_float32_integers():
+    """2²⁴ + 1 links in one row: pointers accumulated in float32 would round to 2²⁴."""
+    rows = torch.zeros(2**24 + 1, dtype=torch.int64)
+    assert csr.row_pointers(rows, 2, torch.int64).tolist() == [0, 2**24 + 1, 2**24 + 1]
+
+
+def test_an_int64_layer_keeps_its_own_copy_of_the_columns(monkeypatch):
+    monkeypatch.setattr(csr, "INT32_LIMIT", 0)
+    indices = torch.tensor([[0, 1], [2, 0]])
+    layer = SparseLinear(3, 2, density=0.5)
+    layer.set_topology(indices)
+    indices[1, 0] = 1
+    assert layer.col.dtype == torch.int64 and layer.col.tolist() == [2, 0]
+
+
+@pytest.mark.parametrize("in_f,out_f,density,bound", [(100, 50, 0.5, 50**-0.5), (8, 100, 0.05, 1.0)])
+def test_initial_values_and_bias_are_uniform_within_one_over_the_root_of_the_mean_fan_in(in_f, out_f, density, bound):
+    """fan-in = nnz / out: 50 (bound 0.1414); 0.4 for the sparse second layer, below 1, so the bound is 1."""
+    layer = SparseLinear(in_f, out_f, density=density, generator=torch.Generator().manual_seed(0))
+    for tensor in (layer.values.detach(), layer.bias.detach()):
+        assert tensor.abs().max() <= bound and tensor.abs().max() > 0.9 * bound
