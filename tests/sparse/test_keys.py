@@ -236,3 +236,20 @@ def test_initial_values_and_bias_are_uniform_within_one_over_the_root_of_the_mea
     layer = SparseLinear(in_f, out_f, density=density, generator=torch.Generator().manual_seed(0))
     for tensor in (layer.values.detach(), layer.bias.detach()):
         assert tensor.abs().max() <= bound and tensor.abs().max() > 0.9 * bound
+
+
+def test_a_seed_fixes_links_values_and_bias_whatever_the_global_generator():
+    def build(seed):
+        torch.rand(5)  # moves the global generator between the layers
+        layer = SparseLinear(9, 7, density=0.3, generator=torch.Generator().manual_seed(seed))
+        return layer.indices, layer.values.detach(), layer.bias.detach()
+    first, again, other = build(0), build(0), build(1)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not any(torch.equal(a, b) for a, b in zip(first[1:], other[1:])) and not torch.equal(first[0], other[0])
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"indices": torch.tensor([[0], [0]]), "density": 0.5}])
+def test_exactly_one_of_indices_or_density_by_message(kwargs):
+    with pytest.raises(ValueError) as error:
+        SparseLinear(3, 2, **kwargs)
+    assert str(error.value) == "give exactly one of indices or density"
