@@ -253,3 +253,18 @@ def test_exactly_one_of_indices_or_density_by_message(kwargs):
     with pytest.raises(ValueError) as error:
         SparseLinear(3, 2, **kwargs)
     assert str(error.value) == "give exactly one of indices or density"
+
+
+@pytest.mark.parametrize("in_f,out_f,density,message", [
+    (0, 3, 0.5, "in_features must be a positive int, got 0"),
+    (3, -1, 0.5, "out_features must be a positive int, got -1"),
+    (3, 2.0, 0.5, "out_features must be a positive int, got 2.0"),
+    (True, 2, 0.5, "in_features must be a positive int, got True"),
+    (3, 2, 0, "density must be a number in (0, 1], got 0"),
+    (3, 2, 1.5, "density must be a number in (0, 1], got 1.5"),
+    (3, 2, "0.5", "density must be a number in (0, 1], got '0.5'"),
+])
+def test_sizes_and_density_are_refused_by_name_and_value(in_f, out_f, density, message):
+    with pytest.raises(ValueError) as error:
+        SparseLinear(in_f, out_f, density=density)
+    assert str(error.value) == message
