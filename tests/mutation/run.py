@@ -88,7 +88,7 @@ def main() -> None:
     action.add_argument("--show", metavar="MUTANT", help="print one mutant's diff")
     action.add_argument("--summary", action="store_true", help="mutants, killed, survived, ... per file")
     parser.add_argument("mutants", nargs="*", help="run only these mutants (names as --results prints them)")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     workdir = args.workdir or Path(tempfile.gettempdir()) / "sparsenet-mutmut" / args.module
     prepare_workdir(workdir)
     os.chdir(workdir)
