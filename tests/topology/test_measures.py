@@ -163,6 +163,9 @@ def test_powerlaw_x_min_is_chosen_by_the_ks_distance_of_its_definition():
     expected = _ks_fit_by_definition(x.numpy())
     alpha, x_min = powerlaw_exponent(x)
     assert x_min == expected[1] and abs(alpha - expected[0]) < 1e-9
+    two_top = torch.tensor([1] * 5 + [7] * 30 + [8] * 10)  # the best x_min is the second-largest degree
+    expected = _ks_fit_by_definition(two_top.numpy())
+    assert expected[1] == 7 and powerlaw_exponent(two_top) == pytest.approx(expected, abs=1e-9)
     ten = torch.tensor([1, 1, 2, 3, 3, 4, 5, 7, 9, 12, 20, 31])  # candidates 1 (12 values), 2 (10 values)
     expected = _ks_fit_by_definition(ten.numpy())
     alpha, x_min = powerlaw_exponent(ten)
