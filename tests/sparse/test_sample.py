@@ -49,3 +49,26 @@ def test_sample_absent_keys_uniform_over_absent_only():
 def test_sample_too_many_raises():
     with pytest.raises(ValueError, match="cannot sample 11 distinct keys from 10"):
         sample_keys(10, 11)
+
+
+@pytest.mark.parametrize("present", [[3, 1], [2, 2], [1, 5, 3], [1, 2, 4, 4]])
+def test_sample_absent_keys_refuses_present_keys_out_of_order_or_repeated(present):
+    with pytest.raises(ValueError, match=r"^present must be sorted ascending and unique$"):
+        sample_absent_keys(torch.tensor(present), 10, 2)
+
+
+def test_sample_absent_keys_draws_from_its_generator():
+    present = torch.tensor([1, 4, 6])
+    draws = [sample_absent_keys(present, 1000, 20, torch.Generator().manual_seed(seed)) for seed in (3, 3, 4)]
+    assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
+    assert sample_absent_keys(torch.tensor([7]), 10, 9).tolist() == [0, 1, 2, 3, 4, 5, 6, 8, 9]  # all but 7
+
+
+def test_the_complement_path_draws_from_the_generator_too():
+    """k > total / 2 samples the total - k dropped keys instead: from the same generator, so a seed still fixes
+    the result (the global generator is moved between the calls)."""
+    a = sample_keys(100, 90, torch.Generator().manual_seed(5))
+    torch.rand(7)
+    b = sample_keys(100, 90, torch.Generator().manual_seed(5))
+    c = sample_keys(100, 90, torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c) and a.numel() == 90 and a.unique().numel() == 90

@@ -27,3 +27,14 @@ def test_kaiming_xavier_zeros():
     assert bool((layer.values == 0).all())
     with pytest.raises(ValueError, match="unknown weight init 'he'"):
         init_values(layer, "he")
+
+
+@pytest.mark.parametrize("method", ["swi", "kaiming", "xavier"])
+def test_each_rule_draws_from_its_generator(method):
+    layer = SparseLinear(40, 30, density=0.2, generator=torch.Generator().manual_seed(0))
+    drawn = []
+    for seed in (1, 1, 2):
+        torch.rand(3)  # moves the global generator between the draws
+        init_values(layer, method, torch.Generator().manual_seed(seed))
+        drawn.append(layer.values.detach().clone())
+    assert torch.equal(drawn[0], drawn[1]) and not torch.equal(drawn[0], drawn[2])
