@@ -209,7 +209,7 @@ class CLI:
         from tqdm import tqdm
 
         from sparsenet.experiments.layer_bench import SPARSITIES, bench, check_sparsities, parse_shapes, report
-        from sparsenet.experiments.timing import resolve_device
+        from sparsenet.train.device import resolve_device
         if repeats < 1 or warmup < 0 or (threads is not None and threads < 1):
             raise SystemExit("error: --repeats and --threads must be >= 1 and --warmup >= 0")
         try:

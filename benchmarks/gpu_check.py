@@ -160,7 +160,7 @@ def bench_part(device: str, smoke: bool, scratch: Path) -> dict:
     """Part c: the layer bench on ``device`` at ``BENCH_SPARSITIES``; on CUDA the issue's targets at the
     8192×8192/4096 shape (reported, not failed on: speed depends on the card and the library)."""
     from sparsenet.experiments.layer_bench import GPU_SHAPE, bench, report
-    from sparsenet.experiments.timing import resolve_device
+    from sparsenet.train.device import resolve_device
     target = resolve_device(device)
     shapes = [(64, 32, 8), (48, 40, 4)] if smoke else None
     repeats, warmup = (2, 1) if smoke else (10, 3)

@@ -7,15 +7,15 @@ docstring says what each column measures); this script is its stand-alone front.
 import argparse
 
 from sparsenet.experiments.layer_bench import bench, report
-from sparsenet.experiments.timing import DEVICE_CHOICES, resolve_device
 from sparsenet.runtime import tune_cpu_allocator
+from sparsenet.train.device import resolve_device
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="split the sparse layer's time by op kind")
-    parser.add_argument("--device", default="auto", help=DEVICE_CHOICES)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     args = parser.parse_args()
     try:
         device = resolve_device(args.device)

@@ -24,7 +24,8 @@ from torch import nn
 from sparsenet.models import Transformer
 from sparsenet.runtime import tune_cpu_allocator
 from sparsenet.sparse import SparseLinear, layer_memory
-from sparsenet.experiments.timing import DEVICE_CHOICES, machine_line, median_ms, resolve_device
+from sparsenet.experiments.timing import machine_line, median_ms
+from sparsenet.train.device import resolve_device
 from sparsenet.experiments.training_memory import (PAPER_IWSLT, build_transformer, make_optimizer,
                                                    random_batch, train_step)
 
@@ -123,7 +124,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=32)
-    parser.add_argument("--device", default="cpu", help=DEVICE_CHOICES)
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--profile", action="store_true", help="also list each model's costliest ops (CPU)")
     args = parser.parse_args()
     try:

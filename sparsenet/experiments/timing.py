@@ -1,6 +1,6 @@
-"""The device a measuring command runs on, median timing on it, and the machine facts printed beside its numbers.
+"""Median timing on a device and the machine facts printed beside the numbers (the device itself comes from
+``sparsenet.train.device.resolve_device``, as for training).
 
-``resolve_device`` turns ``auto|cpu|cuda|cuda:N`` into a ``torch.device`` or a one-line ``ValueError``;
 ``median_ms`` times a callable on the CPU with the wall clock and on CUDA with CUDA events (the work is
 asynchronous: a host clock read without a synchronisation times the launch, not the kernels);
 ``machine_line`` names the processor that ran the numbers (CPU model and vector extensions, or the GPU).
@@ -11,29 +11,6 @@ import time
 from pathlib import Path
 
 import torch
-
-DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when this machine has it, else the CPU), ``cpu``, ``cuda`` (the current CUDA device) or
-    ``cuda:N``; ``ValueError`` (one line) for another name, for CUDA where torch sees none, or for an index
-    past the last GPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name != "cpu" and name != "cuda" and not (name.startswith("cuda:") and name[5:].isdigit()):
-        raise ValueError(f"unknown device {name!r}; choose {DEVICE_CHOICES}")
-    if name == "cpu":
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine "
-                         f"(torch {torch.__version__} built without CUDA or no GPU)")
-    device = torch.device(name)
-    if device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-    return torch.device("cuda", torch.cuda.current_device()) if device.index is None else device
-
 
 def median_ms(fn, repeats: int = 20, warmup: int = 5, device: torch.device | str = "cpu") -> float:
     """Median of ``repeats`` timed calls of ``fn()`` after ``warmup`` untimed ones, in milliseconds.

@@ -53,7 +53,8 @@ from ..train.classify import PRESETS as CLASSIFY_PRESETS
 from ..train.classify import ClassifyConfig
 from ..train.translate import PRESETS as TRANSLATE_PRESETS
 from ..train.translate import TranslateConfig
-from .timing import machine_line, resolve_device
+from ..train.device import resolve_device
+from .timing import machine_line
 
 MIB = 2**20
 RSS = "peak RSS"  # MemoryRow.source of CPU measurements, whose activation peak is an estimate
@@ -497,7 +498,7 @@ def run_memory(model: str, dataset: str, sparsities: list[float], device: str = 
     target tokens (default 16 × 32 + 16 × 32). ``sizes`` override the data set's model sizes (MLP:
     ``in_features``, ``hidden``, ``classes``; Transformer: ``vocab``, ``d_model``, ``heads``, ``layers``,
     ``d_ff``). ``precision``: fp32, or bf16 (the forward and loss under bf16 autocast, float32 master values and
-    optimizer state). ``device``: auto (CUDA when present), cpu, cuda or cuda:N (``timing.resolve_device``).
+    optimizer state). ``device``: auto (CUDA when present), cpu, cuda or cuda:N (``train.device.resolve_device``).
     ``ValueError`` (one line) for bad input, including cuda on a machine without it.
     """
     sizes = model_sizes(model, dataset, sizes)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from sparsenet.experiments.layer_bench import GPU_SHAPE, SHAPES, default_shapes, measure, parse_shapes, time_shares
-from sparsenet.experiments.timing import cpu_model, resolve_device
+from sparsenet.experiments.timing import cpu_model
+from sparsenet.train.device import resolve_device
 from sparsenet.sparse import SparseLinear, link_count
 from tests.conftest import run_cli
 from tests.devices import DEVICES
@@ -46,8 +47,8 @@ def test_bench_takes_shapes_and_sparsities():
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--device", "tpu"], "error: unknown device 'tpu'; choose auto, cpu, cuda or cuda:N"),
-    (["--device", "cuda:x"], "error: unknown device 'cuda:x'; choose auto, cpu, cuda or cuda:N"),
+    (["--device", "tpu"], "error: unknown device 'tpu'; choose from auto, cpu, cuda or cuda:N"),
+    (["--device", "cuda:x"], "error: unknown device 'cuda:x'; choose from auto, cpu, cuda or cuda:N"),
     (["--shapes", "64x32"], "error: shape '64x32' is not OUTxINxBATCH with three positive integers"),
     (["--shapes", "64x0x8"], "error: shape '64x0x8' is not OUTxINxBATCH with three positive integers"),
     (["--sparsities", "1.0"], "error: sparsity must be in (0, 1), got 1.0"),
@@ -66,8 +67,8 @@ def test_cuda_without_cuda_is_one_line(device):
     result = run_cli("bench", "--device", device)
     assert result.returncode != 0 and result.stdout == ""
     assert result.stderr.strip().splitlines() == [
-        f"error: --device {device}: CUDA is not available on this machine (torch {torch.__version__} built "
-        f"without CUDA or no GPU)"]
+        f"error: --device {device}: this machine has no CUDA device (or this torch build has no CUDA); use "
+        f"--device cpu or auto"]
 
 
 def test_auto_is_cuda_exactly_when_present_and_cuda_gets_the_8192_shape():
