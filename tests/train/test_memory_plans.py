@@ -1,17 +1,24 @@
 """The Transformer's and the language model's memory plans: each term by value on a tiny config, the parameters
 and structure equal to the built model's, the estimate an upper bound within 1.3 of a step's measured allocated
-peak."""
+peak, and the check that refuses a run too large for the machine in one line before any data is read."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from sparsenet.models import Transformer
 from sparsenet.models.lm import LanguageModel
 from sparsenet.sparse import SparseLinear
+from sparsenet.train import language, translate
 from sparsenet.train.language import LanguageConfig
 from sparsenet.train.memory_plan import DEFAULT_BUDGET, plan_lm, plan_transformer
 from sparsenet.train.translate import TranslateConfig
 
 from .memory_peak import allocated_peak_fresh
 
+ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(d_model=4, heads=2, layers=1, d_ff=8, vocab_size=10, sparsity=0.5, method="set")
 BOUND = 1.3  # the plan (less the update's workspace) is at most this many times the measured peak
 
@@ -94,4 +101,32 @@ def test_plan_bounds_the_measured_step_peak(config):
     plan = (plan_transformer if config.model == "transformer" else plan_lm)(config)
     planned, measured = plan.total - plan.update, allocated_peak_fresh(config)
     assert measured <= planned <= BOUND * measured, (planned, measured)
+
+
+@pytest.mark.parametrize("recipe, options, lower", [
+    (translate, dict(preset="cpu"), "--batch_tokens"),
+    (language, dict(), "--batch_size"),
+])
+def test_memory_limit_refuses_in_one_line_and_the_cpu_sizes_fit_the_machine(recipe, options, lower, tmp_path):
+    recipe.build_config(**options, out_dir=str(tmp_path))  # the machine's available memory: accepted
+    with pytest.raises(ValueError) as error:
+        recipe.build_config(**options, out_dir=str(tmp_path), memory_limit=0.1)
+    message = str(error.value)
+    assert "\n" not in message and "this run needs about" in message and "102.4 MiB of --memory_limit" in message
+    assert lower in message
+
+
+@pytest.mark.parametrize("model, option", [("transformer", "--batch_tokens"), ("lm", "--batch_size")])
+def test_cli_refuses_a_batch_too_large_before_reading_data(model, option, tmp_path):
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    result = subprocess.run([sys.executable, "cli.py", "train", "--model", model, option, "1000000000", "--data_dir",
+                             str(empty), "--out_dir", str(tmp_path / "runs"), "--wandb", "off"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "SPARSENET_DATA": str(empty)})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: this run needs about") and "available on this machine" in lines[0]
+    assert option in lines[0]
+    assert not list(empty.iterdir()) and not (tmp_path / "runs").exists()  # no data read, no run folder
 
