@@ -6,13 +6,13 @@ structure (CSR ``crow``/``col`` and the transposed cache ``crow_t``/``col_t``/``
 gradients, optimizer state, the data set's tensors. Estimated: activations (the training batch's saved
 tensors and gradients, an evaluation chunk's) and the topology update's workspace (the link-prediction score
 blocks' budget, the layer-wide pair lists, wedges or path factors of CH link prediction, and per-link
-temporaries, for the layer that needs most)."""
+temporaries, for the layer that needs most). The sequence plans count one worst-case batch and leave the corpus
+out (it is read after the check)."""
 import os
 from dataclasses import dataclass, fields
 
 from ..data.corpora import CORPORA
 from ..evolution import REGROWTHS
-
 from ..evolution.linkpred import DEFAULT_BUDGET, planned_structure_bytes
 from ..sparse.csr import index_dtype
 from ..sparse.keys import link_count
