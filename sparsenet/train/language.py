@@ -15,11 +15,12 @@ from ..data import DataError, RandomWindows, TextData
 from ..data.text import TEXT_DATASETS, consecutive_windows, load_text
 from ..models.lm import LanguageModel
 from ..topology.weights import init_dense_values
-from .config import (SequenceConfig, count, non_negative_number, option, positive_int, positive_number,
-                     start_density, with_presets)
+from .config import (SequenceConfig, above_zero, count, non_negative_number, option, positive_int,
+                     positive_number, start_density, with_presets)
 from .device import autocast
-from .distributed import all_sum, check_divides, is_main, shard
+from .distributed import all_sum, check_divides, is_main, local_world_size, shard
 from .loop import Built, Clock, links
+from .memory_plan import check_plan, plan_lm
 from .run import init_topology, load_best, make_engine, run
 from .tracking import default_run_name
 
@@ -47,6 +48,8 @@ class LanguageConfig(SequenceConfig):
     weight_decay: float = option(0.1, "AdamW weight decay.", non_negative_number)
     text_file: str | None = option(None, "with --dataset text: a UTF-8 text file, one document per line (its last "
                                    "5% of lines validate).")
+    memory_limit: float | None = option(None, "GiB the run may take: the memory plan printed before training "
+                                        "must fit (default: the machine's available memory).", above_zero(" GiB"))
 
     def check_relations(self) -> None:
         if self.dataset not in TEXT_DATASETS:
@@ -57,6 +60,11 @@ class LanguageConfig(SequenceConfig):
         check_divides(self.batch_size, "batch_size")  # under torchrun: each rank takes batch_size / ranks
         if self.d_model % self.heads or (self.d_model // self.heads) % 2:
             raise ValueError(f"heads ({self.heads}) must split d_model ({self.d_model}) into heads of even width")
+
+    def check_preflight(self) -> None:
+        """The run's memory plan (parameters, Adam's state, a batch's activations) fits the machine."""
+        check_plan(plan_lm(self), self.memory_limit, local_world_size(),
+                   "a smaller --batch_size, --context, --vocab_size or --d_model")
 
     def parameter_counts(self) -> tuple[int, int]:
         """``(links at the start density, dense parameters)``: the projections are sparse; the tied embedding
@@ -125,6 +133,8 @@ def load_data(config: LanguageConfig) -> TextData:
 
 def build(config: LanguageConfig, data: TextData, init_generator: torch.Generator, data_generator: torch.Generator,
           device: torch.device) -> "Language":
+    if not config.quiet and is_main():
+        print(plan_lm(config).describe(), file=sys.stderr)
     return Language(config, data, init_generator, data_generator, device)
 
 

@@ -14,11 +14,12 @@ from ..data.corpora import CORPORA
 from ..data.translation import token_batches
 from ..models import Transformer, beam_search, greedy_decode
 from ..models.transformer import TIE_MODES
-from .config import (SequenceConfig, count, fraction, one_of, option, positive_int, start_density,
+from .config import (SequenceConfig, above_zero, count, fraction, one_of, option, positive_int, start_density,
                      with_presets)
 from .device import autocast
-from .distributed import all_sum, is_main, shard
+from .distributed import all_sum, is_main, local_world_size, shard
 from .loop import Built, Clock, links
+from .memory_plan import check_plan, plan_transformer
 from .run import init_topology, load_best, make_engine, run
 from .tracking import default_run_name
 
@@ -50,12 +51,19 @@ class TranslateConfig(SequenceConfig):
                                  "matrices, the authors' OpenNMT).", one_of(TIE_MODES, "tie_embeddings"))
     src_lang: str | None = option(None, "source language (default: the data set's, en).")
     tgt_lang: str | None = option(None, "target language (default: the data set's, de).")
+    memory_limit: float | None = option(None, "GiB the run may take: the memory plan printed before training "
+                                        "must fit (default: the machine's available memory).", above_zero(" GiB"))
 
     def check_relations(self) -> None:
         if self.dataset not in CORPORA:
             raise ValueError(f"unknown dataset {self.dataset!r} for translation; choose from {list(CORPORA)}")
         if self.d_model % self.heads:
             raise ValueError(f"heads ({self.heads}) must divide d_model ({self.d_model})")
+
+    def check_preflight(self) -> None:
+        """The run's memory plan (parameters, Adam's state, a batch's activations) fits the machine."""
+        check_plan(plan_transformer(self), self.memory_limit, local_world_size(),
+                   "a smaller --batch_tokens, --max_length, --vocab_size or --d_model")
 
     def parameter_counts(self) -> tuple[int, int]:
         """``(links at the start density, dense parameters)`` of the Transformer, about (biases and norms
@@ -181,6 +189,8 @@ def load_data(config: TranslateConfig) -> TranslationData:
 
 def build(config: TranslateConfig, data: TranslationData, init_generator: torch.Generator,
           data_generator: torch.Generator, device: torch.device) -> "Translate":
+    if not config.quiet and is_main():
+        print(plan_transformer(config).describe(), file=sys.stderr)
     return Translate(config, data, init_generator, data_generator, device)
 
 
