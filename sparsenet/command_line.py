@@ -66,17 +66,28 @@ def interrupted(stop: KeyboardInterrupt, advice: str, what: str = "interrupted",
     return SystemExit(143 if terminated else 130)
 
 
+PLUGINS_VARIABLE = "SPARSENET_PLUGINS"  # the plugins a process loaded, inherited by the runs it starts
+
+
 def load_plugins(argv: list[str]) -> list[str]:
     """Import every ``--plugin MODULE`` of ``argv`` (a module name, found from the working directory too, or a
-    ``.py`` file) before any option is checked, so the methods and rules it registers are valid names; return
-    ``argv`` without them."""
+    ``.py`` file) and those of ``$SPARSENET_PLUGINS`` (a parent's, ``os.pathsep``-separated) before any option is
+    checked, so the methods and rules it registers are valid names; return ``argv`` without them. The loaded
+    plugins (``.py`` files as absolute paths) are written back to ``$SPARSENET_PLUGINS``, so the processes this
+    one starts (a sweep's runs, torchrun's workers) load them too."""
     rest, plugins, tokens = [], [], iter(argv)
+    inherited = [p for p in os.environ.get(PLUGINS_VARIABLE, "").split(os.pathsep) if p]
     for token in tokens:
         if token == "--plugin" or token.startswith("--plugin="):
             plugins.append(token.partition("=")[2] or next(tokens, ""))
         else:
             rest.append(token)
-    for plugin in plugins:
+    loaded = []
+    for plugin in inherited + plugins:
+        if plugin.endswith(".py"):
+            plugin = str(Path(plugin).resolve())
+        if plugin in loaded:
+            continue
         try:
             if plugin.endswith(".py"):
                 spec = importlib.util.spec_from_file_location(Path(plugin).stem, plugin)
@@ -88,9 +99,14 @@ def load_plugins(argv: list[str]) -> list[str]:
             else:
                 if os.getcwd() not in sys.path:
                     sys.path.append(os.getcwd())
+                    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"),
+                                                                             os.getcwd()]))
                 importlib.import_module(plugin)
         except (ImportError, ValueError) as error:
             raise SystemExit(f"error: --plugin {plugin or '(missing)'}: {error or 'give a module name or a .py file'}")
+        loaded.append(plugin)
+    if loaded:
+        os.environ[PLUGINS_VARIABLE] = os.pathsep.join(loaded)
     return rest
 
 

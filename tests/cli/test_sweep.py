@@ -49,3 +49,17 @@ def test_table_without_finished_runs_is_one_line(tmp_path):
     result = run_cli("table", "sweeps/mlp_99_cpu.yaml", "--runs", str(tmp_path))
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("error: no finished run of sweep 'mlp_99_cpu'")
+
+
+def test_a_sweep_of_a_plugin_method_runs_it_in_every_run(tmp_path):
+    """``--plugin`` reaches the runs a sweep starts (through $SPARSENET_PLUGINS): each run trains the plugin's
+    method, which a run without the plugin would refuse."""
+    sweep = tmp_path / "plugin.yaml"
+    sweep.write_text("program: cli.py\nmethod: grid\nparameters:\n  method: {value: user_rules}\n"
+                     "  epochs: {value: 1}\n  seed: {values: [0, 1]}\n")
+    result = run_cli("sweep", str(sweep), "--local", "--runs_dir", str(tmp_path / "runs"), "--wandb", "off",
+                     "--plugin", str(ROOT / "tests" / "evolution" / "user_rules.py"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summaries = sorted((tmp_path / "runs" / "plugin").glob("*/summary.json"))
+    assert len(summaries) == 2
+    assert all(__import__("json").loads(path.read_text())["method"] == "user_rules" for path in summaries)
