@@ -1,6 +1,6 @@
 """Training-step time and bytes of the paper-size IWSLT14 Transformer, dense vs sparse, in one process.
 
-Model: 6+6 layers, d_model 512, 8 heads, FFN 2048, joint vocabulary 10,000 (method.md §8.2). One step =
+Model: 6+6 layers, d_model 512, 8 heads, FFN 2048, joint vocabulary 10,000 (the CHTss paper's Table 5). One step =
 forward, label-smoothed cross-entropy, backward, Adam step, on a batch of ``batch`` sentences of
 ``length`` source and ``length`` target tokens (default 16 × 32 + 16 × 32 = 1,024 tokens). Sparse
 layers get an Erdős–Rényi topology at the given sparsity (the topology kind does not change the cost).

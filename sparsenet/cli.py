@@ -134,7 +134,7 @@ class CLI:
         or, given a folder of runs (e.g. results/records/mlp_99), print their results table as results/*.md.
 
         Groups the finished runs by the sweep's non-seed parameters: mean ± standard error over seeds,
-        the best per column in bold, the paper's number beside ours where method.md §7 has one. A folder
+        the best per column in bold, the paper's number beside ours where the papers' tables have one (sparsenet/experiments/paper.py). A folder
         of runs: a row per (data set, method) over its seeds, the paper's cell, and each run's command.
 
         Args:

@@ -1,4 +1,4 @@
-"""Image-classification recipe (the paper's MLP protocol, method.md §8.1): SGD with momentum, a linear
+"""Image-classification recipe (the paper's MLP protocol, the CHTss paper's Table 4): SGD with momentum, a linear
 learning-rate decay per epoch, evaluation (validation split and test) at each epoch's end before its topology
 update, the paper's best-over-epochs test accuracy and the test accuracy at the best validation epoch."""
 import math
@@ -32,7 +32,7 @@ from .tracking import default_run_name
 
 @dataclass
 class ClassifyConfig(RunConfig):
-    """Every knob of an MLP run; defaults are the paper's (method.md §8.1) except where a preset says."""
+    """Every knob of an MLP run; defaults are the paper's (the CHTss paper's Table 4) except where a preset says."""
     epochs: int = option(100, "training epochs (30 on digits).", positive_int)
     batch_size: int = option(32, "training batch.", positive_int)
     lr: float = option(0.025, "initial SGD learning rate, decayed linearly to lr * lr_end_factor over "

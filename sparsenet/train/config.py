@@ -29,15 +29,16 @@ METHOD_NAMES = method_choices()  # at import (the built-in methods); checks call
 # The paper's per-model choices over the registered methods (sparsenet/evolution/methods.py):
 # (model, data set, method) -> Method fields, "*" for any; the more specific entry wins, options given win over all.
 METHOD_DEFAULTS = {
-    ("transformer", "*", "*"): {"weights": "xavier"},  # the authors' OpenNMT -param_init_glorot (method.md §6)
-    ("transformer", "*", "cht"): {"init": "bsw"},      # CHT/CHTs start the Transformer from BSW (method.md §6)
+    ("transformer", "*", "*"): {"weights": "xavier"},  # the authors' OpenNMT -param_init_glorot (their Transformer scripts)
+    ("transformer", "*", "cht"): {"init": "bsw"},      # CHT/CHTs start the Transformer from BSW (the CHTs preprint's setting)
     ("transformer", "*", "chts"): {"init": "bsw"},
-    ("mlp", "fashion_mnist", "chts"): {"removal": "ri_soft"},  # "RI significantly improves results" (method.md §2.2)
-    # the ICLR-2024 CHT README's MNIST protocol: measured here, updates every 3 epochs give the paper's CHT ANP
-    # (29.0% against 29%; every epoch: 46.3%, the early stop firing at epoch 23 instead of 45; results/mlp_99.md)
+    ("mlp", "fashion_mnist", "chts"): {"removal": "ri_soft"},  # "RI significantly improves results" (the CHTss paper, §3.1)
+    # a fit to the paper's CHT active-neuron rate, not an authors' command (theirs update every epoch): every 3
+    # epochs gives 29.0% against the paper's 29%, every epoch 46.3-49.7% with the early stop firing at epoch 23-24
+    # instead of 45 (results/mlp_99.md, where the authors' command has a row of its own)
     ("mlp", "*", "cht"): {"update_interval": 3},
-    ("lm", "*", "cht"): {"init": "brf"},               # the CHTss paper's LLaMA runs start from BRF (method.md §9)
-    # ... and regrow by CH2-L3n-soft (method.md §3.2); the path-based CH3-L3p takes 55 s on one 1280x320 layer at
+    ("lm", "*", "cht"): {"init": "brf"},               # the CHTss paper's LLaMA runs start from BRF (the CHTss paper, §3.2 and Table 6)
+    # ... and regrow by CH2-L3n-soft (the CHTss paper, §3.1 eq. 3); the path-based CH3-L3p takes 55 s on one 1280x320 layer at
     # 70% sparsity, where CH2-L3n takes 0.1 s
     ("lm", "*", "chts"): {"init": "brf", "regrowth": "ch2_l3n_soft"},
 }
@@ -151,8 +152,8 @@ class RunConfig:
                                  "ri_soft, as the paper found RI better there).")
     regrowth: str | None = option(None, f"regrowth rule {', '.join(REGROWTHS)}, or *_soft (default: the method's).")
     zeta: float = option(0.3, "removal fraction per topology update, in [0, 1).", fraction)
-    update_interval: int = option(1, "between topology updates: epochs for the MLP (1; CHT 3, the ICLR-2024 "
-                                  "protocol behind the paper's CHT numbers), optimizer steps for the Transformer "
+    update_interval: int = option(1, "between topology updates: epochs for the MLP (1; CHT 3, a fit to the paper's CHT "
+                                  "active-neuron rate: the authors' CHT commands update every epoch), optimizer steps for the Transformer "
                                   "(200 Multi30k, 100 IWSLT14/WMT17 and the cpu preset).", positive_int)
     exponent_start: float | None = option(None, "soft-removal exponent at step 0, linear to exponent_end at the "
                                           "end of the update window (default: the method's, 1).")

@@ -25,6 +25,8 @@ import os
 import torch
 from torch import distributed as dist
 
+from ..runtime import exit_with_parent
+
 BUCKET_BYTES = 1 << 25  # gradients all-reduced 32 MiB at a time (bounded extra memory)
 
 
@@ -65,6 +67,7 @@ def setup(timeout_minutes: float = 60.0) -> bool:
         return active()
     if not dist.is_available():
         raise ValueError("launched with WORLD_SIZE > 1, but this torch build has no torch.distributed")
+    exit_with_parent()  # a worker stops at its last checkpoint when its launcher dies, instead of training on
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank())
     dist.init_process_group(backend(), timeout=datetime.timedelta(minutes=timeout_minutes))

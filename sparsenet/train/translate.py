@@ -1,4 +1,4 @@
-"""Machine-translation recipe (the paper's Transformer protocol, method.md §8.2): Adam β2 0.998, label
+"""Machine-translation recipe (the paper's Transformer protocol, the CHTss paper's Table 5): Adam β2 0.998, label
 smoothing 0.1, the "inoam" schedule, token-bucket batches, best-validation checkpoint, beam search, BLEU."""
 import math
 import sys
@@ -31,7 +31,7 @@ class TranslateConfig(SequenceConfig):
     dataset: str = "multi30k"
     sparsity: float = 0.9
     update_interval: int = 200
-    preset: str = option("paper", "sizes and schedule: paper (method.md §8.2) or cpu (Multi30k on a laptop: "
+    preset: str = option("paper", "sizes and schedule: paper (the CHTss paper's Table 5) or cpu (Multi30k on a laptop: "
                          "d_model 256, 4 heads, 3+3 layers, BPE 8000, 2048-token batches, 3200 steps, beam 4).")
     attention_dropout: float = option(0.1, "dropout of the attention weights, in [0, 1).", fraction)
     vocab_size: int | None = option(None, "joint BPE vocabulary (default per data set: 8000 Multi30k, 10000 "
@@ -88,7 +88,7 @@ class TranslateConfig(SequenceConfig):
         return self.run_name or default_run_name(base)
 
 
-PRESETS = {  # method.md §8.2 (CHTs preprint); "cpu": a model and schedule that train on a laptop CPU
+PRESETS = {  # the CHTss paper's Table 5 and the CHTs preprint; "cpu": a model and schedule that train on a laptop CPU
     ("multi30k", "paper"): dict(d_ff=1024, batch_tokens=1024, train_steps=20000, warmup_steps=3000, lr_factor=0.25,
                                 update_interval=200),
     ("iwslt14", "paper"): dict(d_ff=2048, batch_tokens=10240, train_steps=20000, warmup_steps=6000, lr_factor=2.0,

@@ -65,3 +65,16 @@ def test_one_process_leaves_everything_as_it_is():
     assert distributed.sum_gradients([parameter], numbers) is numbers
     assert parameter.grad.tolist() == [1.0, 1.0] and distributed.shard([1, 2]) == [1, 2]
     assert distributed.world_size() == 1 and distributed.is_main()
+
+
+def test_a_torchrun_worker_watches_its_launcher_and_a_single_process_does_not(monkeypatch):
+    """``setup`` under torchrun (WORLD_SIZE > 1) starts the parent watch before joining the group, so a worker
+    whose launcher is killed stops; a one-process run (which may be meant to outlive its shell) never does."""
+    calls = []
+    monkeypatch.setattr(distributed, "exit_with_parent", lambda: calls.append("watch"))
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda *a, **k: calls.append("join"))
+    monkeypatch.setattr(distributed, "active", lambda: False)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert distributed.setup() is False and calls == []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert distributed.setup() is True and calls == ["watch", "join"]

@@ -145,8 +145,8 @@ def test_the_size_estimate_is_the_models_count(options, tmp_path):
 
 
 def test_cht_on_the_mlp_updates_every_three_epochs_unless_told(tmp_path):
-    """METHOD_DEFAULTS' recipe fields: the ICLR-2024 CHT protocol (updates every 3 epochs) is CHT's MLP default;
-    an explicit --update_interval wins and other methods keep 1."""
+    """METHOD_DEFAULTS' recipe fields: updates every 3 epochs (a fit to the paper's CHT active-neuron rate) is
+    CHT's MLP default; an explicit --update_interval wins and other methods keep 1."""
     build = lambda **o: classify.build_config(dataset="mnist", out_dir=str(tmp_path), **o)  # noqa: E731
     assert build(method="cht").update_interval == 3
     assert build(method="cht", update_interval=1).update_interval == 1
