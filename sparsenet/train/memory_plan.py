@@ -169,9 +169,10 @@ def plan_lm(config) -> MemoryPlan:
 
 
 def _link_prediction(config) -> str | None:
-    """The CH variant a sequence run's regrowth scores with, ``None`` for the dense ``fc``, random or gradient
-    regrowth."""
-    return None if config.method == "fc" else REGROWTHS[config.engine_method().regrowth_kind].link_prediction
+    """The CH variant a sequence run's regrowth scores with, ``None`` for the dense ``fc``, a static run (no
+    regrowth), random or gradient regrowth."""
+    regrowth = config.engine_method().regrowth_kind if config.method != "fc" else None
+    return REGROWTHS[regrowth].link_prediction if regrowth else None
 
 
 def available_memory() -> int:

@@ -130,3 +130,14 @@ def test_cli_refuses_a_batch_too_large_before_reading_data(model, option, tmp_pa
     assert option in lines[0]
     assert not list(empty.iterdir()) and not (tmp_path / "runs").exists()  # no data read, no run folder
 
+
+
+@pytest.mark.parametrize("model", ["transformer", "lm"])
+@pytest.mark.parametrize("method", ["fc", "static", "set", "rigl", "chts", "chtss"])
+def test_every_method_has_a_plan(model, method):
+    """A static run (no regrowth rule) and the dense fc plan too: the update workspace is counted only where a
+    rule regrows by link prediction."""
+    build = {"transformer": translate.build_config, "lm": language.build_config}[model]
+    config = build(model=model, method=method)
+    plan = {"transformer": plan_transformer, "lm": plan_lm}[model](config)
+    assert plan.total > 0
