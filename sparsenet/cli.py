@@ -49,6 +49,7 @@ class CLI:
             recipe, config, run_dir = open_run(model, options, resume, restart)
             stop_on_sigterm()
             summary = recipe.train(config, resume=resume, device=options.get("device") if resume else None)
+            distributed.shutdown(wait_for_peers=True)  # finished: the ranks leave the group together
         except (ValueError, DataError) as error:
             if distributed.world_size() == 1:
                 raise SystemExit(f"error: {error}")

@@ -74,8 +74,13 @@ def setup(timeout_minutes: float = 60.0) -> bool:
     return True
 
 
-def shutdown() -> None:
+def shutdown(wait_for_peers: bool = False) -> None:
+    """Leave the process group (nothing without one). ``wait_for_peers``: first a barrier, so no rank tears its
+    group down while another is still writing or in a collective (a finished run). Without it (a run stopping
+    on an error or a signal, whose peers may be gone) it leaves at once."""
     if active():
+        if wait_for_peers:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -78,3 +78,16 @@ def test_a_torchrun_worker_watches_its_launcher_and_a_single_process_does_not(mo
     assert distributed.setup() is False and calls == []
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert distributed.setup() is True and calls == ["watch", "join"]
+
+
+def test_a_finished_run_waits_for_its_peers_before_leaving_and_a_stopped_one_does_not(monkeypatch):
+    calls = []
+    monkeypatch.setattr(distributed, "active", lambda: "destroy" not in calls)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    distributed.shutdown(wait_for_peers=True)
+    distributed.shutdown()  # the `finally` after it: the group is gone, nothing more
+    assert calls == ["barrier", "destroy"]
+    calls.clear()
+    distributed.shutdown()
+    assert calls == ["destroy"]
