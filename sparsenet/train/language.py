@@ -19,7 +19,7 @@ from .config import (SequenceConfig, above_zero, count, non_negative_number, opt
                      positive_number, start_density, with_presets)
 from .device import autocast
 from .distributed import all_sum, check_divides, is_main, local_world_size, shard
-from .loop import Built, Clock, links
+from .loop import Clock, SequenceBuilt
 from .memory_plan import check_plan, plan_lm
 from .run import init_topology, load_best, make_engine, run
 from .tracking import default_run_name
@@ -138,7 +138,7 @@ def build(config: LanguageConfig, data: TextData, init_generator: torch.Generato
     return Language(config, data, init_generator, data_generator, device)
 
 
-class Language(Built):
+class Language(SequenceBuilt):
     """A language-model run: random context windows per batch from the data generator; validation perplexity
     every ``eval_every`` steps; selection by validation loss (best.pt)."""
 
@@ -170,24 +170,8 @@ class Language(Built):
     def learning_rate(self, step: int) -> float:
         return learning_rate(step, self.config)
 
-    def evaluate(self, step: int) -> dict:
-        valid_loss = validation_loss(self.model, self.data.valid, self.config)
-        return {"valid_loss": valid_loss, "valid_ppl": math.exp(min(valid_loss, 50)), "links": links(self.model),
-                "lr": self.learning_rate(step)}
-
-    def select(self, record: dict, best: dict, number: int) -> bool:
-        if record["valid_loss"] < best["valid_loss"]:
-            best["valid_loss"] = record["valid_loss"]
-            return True
-        return False
-
-    def record_extra(self, update: dict | None, clock: Clock, train_seconds: float) -> dict:
-        return {"seconds": clock.seconds, "update_seconds": clock.update_seconds,
-                **({"topology_hash": self.engine.topology_hash()} if self.engine.layers else {})}
-
-    def describe(self, record: dict) -> str:
-        return (f"step {record['step']}: train loss {record['train_loss']:.3f}  valid loss {record['valid_loss']:.3f} "
-                f"(ppl {record['valid_ppl']:.2f})")
+    def valid_loss(self) -> float:
+        return validation_loss(self.model, self.data.valid, self.config)
 
 
 def summary(built: Language, config: LanguageConfig, clock: Clock, run_dir: Path) -> dict:

@@ -99,6 +99,34 @@ class Built:
         raise NotImplementedError
 
 
+
+class SequenceBuilt(Built):
+    """The step-based recipes' shared hooks (the Transformer's and the LM's): each evaluation records the
+    validation loss and perplexity, the links and the rate; selection keeps the lowest validation loss; a record
+    adds the run's time and the topology hash. A subclass gives ``valid_loss()``, the mean validation loss."""
+
+    def valid_loss(self) -> float:
+        raise NotImplementedError
+
+    def evaluate(self, step: int) -> dict:
+        valid_loss = self.valid_loss()
+        return {"valid_loss": valid_loss, "valid_ppl": math.exp(min(valid_loss, 50)), "links": links(self.model),
+                "lr": self.learning_rate(step)}
+
+    def select(self, record: dict, best: dict, number: int) -> bool:
+        if record["valid_loss"] < best["valid_loss"]:
+            best["valid_loss"] = record["valid_loss"]
+            return True
+        return False
+
+    def record_extra(self, update: dict | None, clock: Clock, train_seconds: float) -> dict:
+        return {"seconds": clock.seconds, "update_seconds": clock.update_seconds,
+                **({"topology_hash": self.engine.topology_hash()} if self.engine.layers else {})}
+
+    def describe(self, record: dict) -> str:
+        return (f"step {record['step']}: train loss {record['train_loss']:.3f}  valid loss {record['valid_loss']:.3f} "
+                f"(ppl {record['valid_ppl']:.2f})")
+
 def train_loop(built: Built, tracker: Tracker, run_dir: Path, clock: Clock, *, device: torch.device, precision: str,
                scaler: torch.amp.GradScaler | None, config: dict, quiet: bool) -> Clock:
     """Train from ``clock.step`` to ``built.steps``; ``clock`` is updated in place and returned. Checkpoints go to

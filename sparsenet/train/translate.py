@@ -18,7 +18,7 @@ from .config import (SequenceConfig, above_zero, count, fraction, one_of, option
                      with_presets)
 from .device import autocast
 from .distributed import all_sum, is_main, local_world_size, shard
-from .loop import Built, Clock, links
+from .loop import Clock, SequenceBuilt
 from .memory_plan import check_plan, plan_transformer
 from .run import init_topology, load_best, make_engine, run
 from .tracking import default_run_name
@@ -194,7 +194,7 @@ def build(config: TranslateConfig, data: TranslationData, init_generator: torch.
     return Translate(config, data, init_generator, data_generator, device)
 
 
-class Translate(Built):
+class Translate(SequenceBuilt):
     """A Transformer run: token-bucket batches, epoch after epoch, reshuffled from the data generator;
     validation loss every ``eval_every`` steps; selection by validation loss (best.pt)."""
 
@@ -224,24 +224,8 @@ class Translate(Built):
     def learning_rate(self, step: int) -> float:
         return inoam(step, self.config, self.rewarm)
 
-    def evaluate(self, step: int) -> dict:
-        valid_loss = validation_loss(self.model, self.valid)
-        return {"valid_loss": valid_loss, "valid_ppl": math.exp(min(valid_loss, 50)), "links": links(self.model),
-                "lr": self.learning_rate(step)}
-
-    def select(self, record: dict, best: dict, number: int) -> bool:
-        if record["valid_loss"] < best["valid_loss"]:
-            best["valid_loss"] = record["valid_loss"]
-            return True
-        return False
-
-    def record_extra(self, update: dict | None, clock: Clock, train_seconds: float) -> dict:
-        return {"seconds": clock.seconds, "update_seconds": clock.update_seconds,
-                **({"topology_hash": self.engine.topology_hash()} if self.engine.layers else {})}
-
-    def describe(self, record: dict) -> str:
-        return (f"step {record['step']}: train loss {record['train_loss']:.3f}  valid loss {record['valid_loss']:.3f} "
-                f"(ppl {record['valid_ppl']:.2f})")
+    def valid_loss(self) -> float:
+        return validation_loss(self.model, self.valid)
 
 
 def summary(built: Translate, config: TranslateConfig, clock: Clock, run_dir: Path) -> dict:
