@@ -18,11 +18,10 @@ Five kinds, each from files the project already writes:
 ``plot`` returns the matplotlib ``Figure`` (tests read its lines) and writes it to ``out``.
 """
 import json
-import math
-import statistics
 from pathlib import Path
 
 from .records import DATASET_ORDER, LM_METHODS, MLP_METHODS, TRANSFORMER_METHODS, variants
+from .table import Cell
 
 KINDS = ("curves", "topology", "memory", "scale", "degrees")
 FORMATS = (".png", ".pdf", ".svg")
@@ -136,10 +135,8 @@ def _series(runs: list[dict], x_key: str, value) -> tuple[list, list, list]:
     of None, as ANP at an epoch without an update, drops that x)."""
     per_run = [{r[x_key]: value(r, run) for r in run["metrics"] if x_key in r} for run in runs]
     common = sorted(set.intersection(*(set(k for k, v in p.items() if v is not None) for p in per_run)))
-    means = [statistics.mean(p[x] for p in per_run) for x in common]
-    errors = [statistics.stdev(p[x] for p in per_run) / math.sqrt(len(per_run)) if len(per_run) > 1 else 0.0
-              for x in common]
-    return common, means, errors
+    cells = [Cell([p[x] for p in per_run]) for x in common]  # the results tables' one mean ± s.e.
+    return common, [cell.mean for cell in cells], [cell.se or 0.0 for cell in cells]
 
 
 def _line(axis, x, mean, error, label, seeds):

@@ -53,15 +53,20 @@ def _check_rows(table: str, rows: list[dict], expected: dict) -> None:
     assert sparse["counted"] < dense["counted"] and sparse["counted_ratio"] == sparse["counted"] / dense["counted"]
 
 
-def test_mlp_sparse_holds_less_and_matches_hand_counts(tmp_path):
-    table, report = _report(tmp_path, "mlp", hidden=(256, 256), batch=8)
+def _mlp_hand_counts() -> dict:
+    """The 784-256-256-10 MLP's expected rows: values, gradients, SGD momentum (one buffer per parameter) and
+    structure bytes, dense and at ``SPARSITY``."""
     shapes = [(256, 784), (256, 256)]
     output = _dense_layer(10, 256)
     dense = sum(_dense_layer(*shape) for shape in shapes) + output
     sparse, structure = (sum(column) for column in zip(*(_sparse_layer(*shape) for shape in shapes)))
     sparse += output
-    # SGD with momentum: one buffer per parameter
-    _check_rows(table, report["rows"], {0.0: (dense, dense, dense, 0), SPARSITY: (sparse, sparse, sparse, structure)})
+    return {0.0: (dense, dense, dense, 0), SPARSITY: (sparse, sparse, sparse, structure)}
+
+
+def test_mlp_sparse_holds_less_and_matches_hand_counts(tmp_path):
+    table, report = _report(tmp_path, "mlp", hidden=(256, 256), batch=8)
+    _check_rows(table, report["rows"], _mlp_hand_counts())
     assert report["sizes"] == {"in_features": 784, "hidden": [256, 256], "classes": 10} and report["batch"] == 8
 
 
@@ -84,12 +89,7 @@ def test_bf16_keeps_float32_master_bytes_and_says_so(tmp_path):
     """Under bf16 autocast the held tensors are the float32 ones (values, gradients, momentum): the same hand
     counts as fp32; the step's bf16 activations are the step's transient bytes."""
     table, report = _report(tmp_path, "mlp", hidden=(256, 256), batch=8, precision="bf16")
-    shapes = [(256, 784), (256, 256)]
-    output = _dense_layer(10, 256)
-    dense = sum(_dense_layer(*shape) for shape in shapes) + output
-    sparse, structure = (sum(column) for column in zip(*(_sparse_layer(*shape) for shape in shapes)))
-    sparse += output
-    _check_rows(table, report["rows"], {0.0: (dense, dense, dense, 0), SPARSITY: (sparse, sparse, sparse, structure)})
+    _check_rows(table, report["rows"], _mlp_hand_counts())
     assert report["precision"] == "bf16" and table.startswith("mlp for mnist, 2 bf16 steps on cpu")
 
 
