@@ -127,6 +127,7 @@ class SequenceBuilt(Built):
         return (f"step {record['step']}: train loss {record['train_loss']:.3f}  valid loss {record['valid_loss']:.3f} "
                 f"(ppl {record['valid_ppl']:.2f})")
 
+
 def train_loop(built: Built, tracker: Tracker, run_dir: Path, clock: Clock, *, device: torch.device, precision: str,
                scaler: torch.amp.GradScaler | None, config: dict, quiet: bool) -> Clock:
     """Train from ``clock.step`` to ``built.steps``; ``clock`` is updated in place and returned. Checkpoints go to
